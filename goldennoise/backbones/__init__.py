@@ -1,0 +1,19 @@
+"""Text-to-image backbones behind one interface; the only subpackage that names diffusers / transformers classes."""
+
+from goldennoise.backbones.base import SCHEDULERS, Backbone, PromptEmbeds
+from goldennoise.backbones.generate import generate
+from goldennoise.backbones.loading import BUILTIN, load_backbone, parse_dtype
+from goldennoise.backbones.sd import StableDiffusionBackbone
+from goldennoise.backbones.sdxl import StableDiffusionXLBackbone
+
+__all__ = [
+    "BUILTIN",
+    "SCHEDULERS",
+    "Backbone",
+    "PromptEmbeds",
+    "StableDiffusionBackbone",
+    "StableDiffusionXLBackbone",
+    "generate",
+    "load_backbone",
+    "parse_dtype",
+]

@@ -1,0 +1,46 @@
+"""Plug-in generation: any diffusers text-to-image pipeline, any scheduler, started from given noise.
+
+Noise methods emit unit-variance noise; the pipeline multiplies ``latents=`` by its scheduler's
+``init_noise_sigma`` (1 for DDIM and DPM-Solver, ≈ 14.6 for Euler on SD's schedule), so noise is never pre-scaled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+MAX_UNIT_NOISE_STD = 3.0
+"""Noise with a larger standard deviation was almost surely pre-scaled by ``init_noise_sigma``: refuse it."""
+
+
+def generate(
+    pipeline: Any,
+    prompts: list[str],
+    noise: torch.Tensor,
+    num_inference_steps: int = 50,
+    guidance_scale: float = 5.0,
+    **call_kwargs: Any,
+) -> torch.Tensor:
+    """Run ``pipeline`` with ``latents=noise`` and return images (B, 3, H, W) in [0, 1].
+
+    Args:
+        pipeline: a diffusers text-to-image pipeline (e.g. from :meth:`Backbone.pipeline`).
+        prompts: B prompts.
+        noise: unit-variance initial noise, shape (B, C, h, w); the image size follows from it.
+        num_inference_steps: sampler steps.
+        guidance_scale: classifier-free guidance scale.
+        **call_kwargs: passed to the pipeline (``negative_prompt``, ``generator``, ...).
+    """
+    channels, factor = pipeline.unet.config.in_channels, pipeline.vae_scale_factor
+    if noise.ndim != 4 or noise.shape[0] != len(prompts) or noise.shape[1] != channels:
+        raise ValueError(f"noise must have shape ({len(prompts)}, {channels}, h, w) for {len(prompts)} prompts, "
+                         f"got {tuple(noise.shape)}.")
+    std = noise.float().std().item()
+    if std > MAX_UNIT_NOISE_STD:
+        raise ValueError(f"noise has std {std:.2f}; pass unit-variance noise, the pipeline scales it by init_noise_sigma.")
+    height, width = noise.shape[2] * factor, noise.shape[3] * factor
+    out = pipeline(prompt=list(prompts), latents=noise.to(pipeline.device, pipeline.unet.dtype), height=height,
+                   width=width, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                   output_type="pt", **call_kwargs)
+    return out.images

@@ -1,0 +1,102 @@
+"""Resolve a backbone name, hub id or local folder to a :class:`~goldennoise.backbones.base.Backbone`.
+
+This is the one place that reads diffusers model folders. A failure to find weights becomes a
+:class:`~goldennoise.errors.MissingWeightsError` whose message is one sentence saying what is missing and how to
+get it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline
+from huggingface_hub import constants as hub_constants
+
+from goldennoise.backbones import tiny
+from goldennoise.backbones.base import Backbone
+from goldennoise.backbones.sd import StableDiffusionBackbone
+from goldennoise.backbones.sdxl import StableDiffusionXLBackbone
+from goldennoise.errors import MissingWeightsError
+
+FAMILIES: dict[str, type[Backbone]] = {
+    "StableDiffusionPipeline": StableDiffusionBackbone,
+    "StableDiffusionXLPipeline": StableDiffusionXLBackbone,
+}
+"""diffusers pipeline class names (``model_index.json``'s ``_class_name``) mapped to backbone families."""
+
+BUILTIN: dict[str, Callable[[], Backbone]] = {
+    "tiny-sd": tiny.tiny_sd,
+    "tiny-sd-v": functools.partial(tiny.tiny_sd, prediction_type="v_prediction"),
+    "tiny-sdxl": tiny.tiny_sdxl,
+}
+"""Backbones built in code rather than loaded: random-weight tiny models of the real architectures."""
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """``"bf16"``, ``"bfloat16"`` or ``torch.bfloat16`` → ``torch.bfloat16`` (and likewise for fp16 / fp32)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}.")
+    return DTYPES[dtype]
+
+
+def _missing_message(name: str) -> str:
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return f"'{name}' has no model_index.json, so it is not a diffusers model folder; write one with save_pretrained."
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        return f"No model folder at '{name}'; pass a folder written by save_pretrained or a hub id such as 'stabilityai/stable-diffusion-xl-base-1.0'."
+    if hub_constants.HF_HUB_OFFLINE:
+        return (f"'{name}' is neither a local folder nor in the Hugging Face cache and the hub is offline (HF_HUB_OFFLINE=1); "
+                f"run `hf download {name}` where the hub is reachable, or pass a local folder.")
+    return f"'{name}' could not be fetched from the Hugging Face hub; check the id, your access to it, and the network."
+
+
+def _model_index(name: str) -> dict:
+    try:
+        return DiffusionPipeline.load_config(name)
+    except (OSError, ValueError) as err:  # EnvironmentError and huggingface_hub's errors derive from OSError
+        raise MissingWeightsError(_missing_message(name)) from err
+
+
+def from_pretrained(name: str, dtype: str | torch.dtype = "float32", variant: str | None = None) -> Backbone:
+    """Load a diffusers SD 1.x / 2.x or SDXL model folder or hub id as a backbone.
+
+    Args:
+        name: a local folder with ``model_index.json`` or a hub id (``stabilityai/stable-diffusion-xl-base-1.0``).
+        dtype: weight dtype.
+        variant: weight file variant, e.g. ``"fp16"``.
+    """
+    family_name = _model_index(name).get("_class_name")
+    if family_name not in FAMILIES:
+        raise ValueError(f"'{name}' is a {family_name}; goldennoise supports {sorted(FAMILIES)}.")
+    family = FAMILIES[family_name]
+    try:
+        pipe = family.pipeline_class.from_pretrained(name, torch_dtype=parse_dtype(dtype), variant=variant,
+                                                     **family.load_kwargs)
+    except OSError as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise MissingWeightsError(f"A component of '{name}' is missing ({first_line}); re-download or re-save the model.") from err
+    return family.from_pipeline(pipe)
+
+
+def load_backbone(
+    name: str, dtype: str | torch.dtype = "float32", device: str | torch.device | None = None, variant: str | None = None
+) -> Backbone:
+    """A backbone by built-in name (``tiny-sd``, ``tiny-sd-v``, ``tiny-sdxl``), hub id or local folder.
+
+    Args:
+        name: built-in name, hub id or folder.
+        dtype: weight dtype (``float32``, ``bfloat16``, ``float16``).
+        device: where to put the weights; ``None`` leaves them on the CPU (Lightning moves modules itself).
+        variant: weight file variant for hub ids and folders (e.g. ``"fp16"``).
+    """
+    backbone = BUILTIN[name]() if name in BUILTIN else from_pretrained(name, dtype, variant)
+    return backbone.to(device=device, dtype=parse_dtype(dtype))

@@ -1,0 +1,97 @@
+"""Prompts × seeds as data: the unit every noise method is trained and evaluated on (seeds are data, as in EDM)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from goldennoise.sampling import parse_seeds
+
+
+def read_prompt_file(path: str | Path) -> list[str]:
+    """Read one prompt per line from a UTF-8 ``.txt`` file, skipping blank lines."""
+    path = Path(path)
+    if path.suffix != ".txt":
+        raise ValueError(f"Prompt file {path} must be a .txt file with one prompt per line.")
+    if not path.is_file():
+        raise FileNotFoundError(f"Prompt file {path} does not exist.")
+    try:
+        prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as err:
+        raise ValueError(f"Prompt file {path} is not UTF-8 text (byte {err.start}).") from None
+    if not prompts:
+        raise ValueError(f"Prompt file {path} holds no prompts.")
+    return prompts
+
+
+class PromptSeedDataset(Dataset):
+    """Every (prompt, seed) pair of ``prompts`` × ``seeds``, as ``{"prompt": str, "seed": int}`` items."""
+
+    def __init__(self, prompts: list[str], seeds: list[int]) -> None:
+        self.pairs = [(p, s) for p in prompts for s in seeds]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, str | int]:
+        prompt, seed = self.pairs[index]
+        return {"prompt": prompt, "seed": seed}
+
+
+class PromptSeedDataModule(L.LightningDataModule):
+    """Prompts × seeds, split deterministically into train and validation pairs.
+
+    Args:
+        prompts: the prompts, given inline.
+        prompt_file: or a ``.txt`` file with one prompt per line (used when ``prompts`` is empty).
+        seeds: seed list such as ``"0-7,100"``; every prompt is paired with every seed.
+        val_fraction: share of pairs held out for validation (at least one pair when positive).
+        batch_size: pairs per batch.
+        split_seed: seed of the train/validation permutation.
+        num_workers: DataLoader workers.
+    """
+
+    def __init__(
+        self,
+        prompts: list[str] | None = None,
+        prompt_file: str | None = None,
+        seeds: str = "0-3",
+        val_fraction: float = 0.25,
+        batch_size: int = 4,
+        split_seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if not prompts and not prompt_file:
+            raise ValueError("PromptSeedDataModule needs prompts or a prompt_file.")
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
+        self.prompts = list(prompts) if prompts else read_prompt_file(prompt_file)
+        self.seeds = parse_seeds(seeds)
+        self.val_fraction, self.batch_size, self.split_seed, self.num_workers = val_fraction, batch_size, split_seed, num_workers
+
+    def setup(self, stage: str | None = None) -> None:
+        """Split the pairs: the same permutation for the same ``split_seed``, whatever the process."""
+        dataset = PromptSeedDataset(self.prompts, self.seeds)
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.split_seed)).tolist()
+        n_val = max(1, round(self.val_fraction * len(dataset))) if self.val_fraction > 0 else 0
+        self.val_set = torch.utils.data.Subset(dataset, order[:n_val])
+        self.train_set = torch.utils.data.Subset(dataset, order[n_val:])
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(PromptSeedDataset(self.prompts, self.seeds), shuffle=False)

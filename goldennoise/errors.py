@@ -1,0 +1,5 @@
+"""Errors that carry one sentence a user can act on."""
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A model, checkpoint or weight file is not where it was asked for; the message says how to get it."""

@@ -1,0 +1,38 @@
+# Everything runs from a local virtual environment that the first target creates.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install quickstart test test-all lint ui benchmark
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job (for now: the smoke configuration on the tiny SD backbone).
+quickstart: $(STAMP)
+	$(BIN)/python -m goldennoise fit --config configs/smoke.yaml
+
+## The fast test suite (offline, CPU, a few minutes).
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+## Also the slow tests (real-size architectures).
+test-all: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m ""
+
+lint: $(STAMP)
+	$(BIN)/ruff check goldennoise tests benchmarks
+
+## Compare runs in the MLflow UI at http://127.0.0.1:5055
+ui: $(STAMP)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns.db \
+		--workers 1 --host 127.0.0.1 --port 5055
+
+benchmark: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/sampling_vs_diffusers.py

@@ -1,0 +1,97 @@
+"""Exact prompt alignment of shapes-world images, as a torchmetrics ``Metric`` and its functional twin.
+
+The facts, matching and scores are defined in :mod:`goldennoise.shapes.alignment`; this module only keeps state.
+No network is involved: the objects are read back by rule, so the metric holds no weights and is not differentiable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torchmetrics import Metric
+from torchmetrics.utilities.data import dim_zero_cat
+
+from goldennoise.shapes.alignment import FACT_KINDS, alignment_scores, summarize
+from goldennoise.shapes.reader import ReaderSettings
+from goldennoise.shapes.world import PromptSpec
+
+
+class ShapesAlignment(Metric):
+    """Mean alignment, all-correct rate and per-fact accuracy over every ``update(images, prompts)``.
+
+    ``compute()`` returns a dict of scalar tensors: ``alignment`` (mean fraction of prompt facts satisfied),
+    ``all_correct`` (GenEval-style success rate), ``count`` (share of images with as many objects as stated) and
+    ``color``, ``shape``, ``position``, ``relation`` (accuracy over the facts of that kind; NaN if none were stated).
+
+    Args:
+        settings: thresholds of the rule-based reader; defaults to :class:`ReaderSettings()`.
+        kwargs: passed to :class:`torchmetrics.Metric`.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+    name = "shapes_alignment"
+    """Logged keys are ``"<split>/shapes_alignment/<key>"`` (see :meth:`log_name`)."""
+
+    alignment: list[torch.Tensor]
+    all_correct: list[torch.Tensor]
+    count_correct: list[torch.Tensor]
+    correct: torch.Tensor
+    total: torch.Tensor
+
+    def __init__(self, settings: ReaderSettings | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings or ReaderSettings()
+        self.add_state("alignment", default=[], dist_reduce_fx="cat")
+        self.add_state("all_correct", default=[], dist_reduce_fx="cat")
+        self.add_state("count_correct", default=[], dist_reduce_fx="cat")
+        self.add_state("correct", default=torch.zeros(len(FACT_KINDS), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.zeros(len(FACT_KINDS), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, images: torch.Tensor, prompts: Sequence[str | PromptSpec]) -> None:
+        """Score a batch: ``images`` (B, 3, H, W) in [0, 1] and one shapes prompt (or spec) per image."""
+        scores = {k: v.to(self.device) for k, v in alignment_scores(images, prompts, self.settings).items()}
+        self.alignment.append(scores["alignment"])
+        self.all_correct.append(scores["all_correct"])
+        self.count_correct.append(scores["count_correct"])
+        self.correct += scores["correct"].sum(dim=0)
+        self.total += scores["total"].sum(dim=0)
+
+    def per_sample(self) -> torch.Tensor:
+        """Per-image alignment seen so far, in order (B_total,) — after ``compute()`` on DDP, those of this rank."""
+        return dim_zero_cat(self.alignment) if self.alignment else torch.zeros(0, device=self.device)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """Means over every image seen (see the class docstring)."""
+        if not self.alignment:
+            raise RuntimeError("ShapesAlignment.compute() was called before any update().")
+        return summarize(dim_zero_cat(self.alignment), dim_zero_cat(self.all_correct),
+                         dim_zero_cat(self.count_correct), self.correct, self.total)
+
+    def log_name(self, split: str) -> str:
+        """The logged key prefix, ``"val/shapes_alignment"``-style."""
+        return f"{split}/{self.name}"
+
+
+def shapes_alignment(
+    images: torch.Tensor,
+    prompts: Sequence[str | PromptSpec],
+    settings: ReaderSettings | None = None,
+    reduction: str = "mean",
+) -> dict[str, torch.Tensor]:
+    """Functional :class:`ShapesAlignment`.
+
+    Args:
+        images: (B, 3, H, W) in [0, 1].
+        prompts: one shapes prompt (or :class:`PromptSpec`) per image.
+        settings: reader thresholds.
+        reduction: ``"mean"`` for ``compute()``'s dict of means; ``"none"`` for per-image ``alignment``,
+            ``all_correct``, ``count_correct`` (B,) and per-kind ``correct`` / ``total`` (B, 4).
+    """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}.")
+    scores = alignment_scores(images, prompts, settings)
+    return scores if reduction == "none" else summarize(**scores)

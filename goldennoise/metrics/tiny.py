@@ -126,8 +126,8 @@ def tiny_blip_tokenizer():
 
 def tiny_med_config(vocab_size: int, hidden_size: int = 32) -> dict:
     """A 2-layer med (BERT with cross-attention) config, ``hidden_size`` wide."""
-    return dict(MED_CONFIG_BERT_BASE, hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-                max_position_embeddings=64, vocab_size=vocab_size, encoder_width=32,
+    return dict(MED_CONFIG_BERT_BASE, hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=4,
+                intermediate_size=37, max_position_embeddings=64, vocab_size=vocab_size, encoder_width=32,
                 bos_token_id=vocab_size - 2, sep_token_id=3)  # [DEC] is added before [ENC]
 
 

@@ -1,23 +1,26 @@
 """Evaluation scores as torchmetrics metrics, each with a functional twin and a differentiable ``score`` path.
 
-| metric | functional | logged name | weights |
+| metric | functional twin | logged name | weights |
 |---|---|---|---|
-| :class:`HPSv2Score` (``"v2.0"`` / ``"v2.1"``) | :func:`hpsv2_score` | ``hpsv2`` / ``hpsv2.1`` | ``xswu/HPSv2`` |
-| :class:`PickScore` | :func:`pickscore` | ``pickscore`` | ``yuvalkirstain/PickScore_v1`` |
-| :class:`ImageReward` | :func:`image_reward` | ``image_reward`` | ``THUDM/ImageReward`` |
-| :class:`AestheticScore` | :func:`aesthetic_score` | ``aesthetic`` | LAION ``sac+logos+ava1-l14-linearMSE`` |
-| :class:`CLIPScore` | :func:`clip_score` | ``clip_score`` | ``openai/clip-vit-large-patch14`` |
+| :class:`HPSv2Score` (``"v2.0"`` / ``"v2.1"``) | ``hpsv2_score`` | ``hpsv2`` / ``hpsv2.1`` | ``xswu/HPSv2`` |
+| :class:`PickScore` | ``pickscore`` | ``pickscore`` | ``yuvalkirstain/PickScore_v1`` |
+| :class:`ImageReward` | ``image_reward`` | ``image_reward`` | ``THUDM/ImageReward`` |
+| :class:`AestheticScore` | ``aesthetic_score`` | ``aesthetic`` | LAION ``sac+logos+ava1-l14-linearMSE`` |
+| :class:`CLIPScore` | ``clip_score`` | ``clip_score`` | ``openai/clip-vit-large-patch14`` |
+
+The functional twins live in :mod:`goldennoise.metrics.functional`.
 
 Every metric takes ``update(images, prompts)`` with images (B, 3, H, W) in [0, 1]; weights load lazily on
 construction (hub id, URL or local path), never at import. Log with ``metric.log_name(split)`` → ``"val/hpsv2"``.
 """
 
-from goldennoise.metrics.aesthetic import AestheticScore, aesthetic_score
+from goldennoise.metrics import functional
+from goldennoise.metrics.aesthetic import AestheticScore
 from goldennoise.metrics.base import PromptImageMetric
-from goldennoise.metrics.clip_score import CLIPScore, clip_score
-from goldennoise.metrics.hps import HPSv2Score, hpsv2_score
-from goldennoise.metrics.image_reward import ImageReward, image_reward
-from goldennoise.metrics.pickscore import PickScore, pickscore
+from goldennoise.metrics.clip_score import CLIPScore
+from goldennoise.metrics.hps import HPSv2Score
+from goldennoise.metrics.image_reward import ImageReward
+from goldennoise.metrics.pickscore import PickScore
 
 __all__ = [
     "AestheticScore",
@@ -26,9 +29,5 @@ __all__ = [
     "ImageReward",
     "PickScore",
     "PromptImageMetric",
-    "aesthetic_score",
-    "clip_score",
-    "hpsv2_score",
-    "image_reward",
-    "pickscore",
+    "functional",
 ]

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from goldennoise.metrics.base import PromptImageMetric, ScorerSource, freeze, resolve_scorer, score_batch
+from goldennoise.metrics.base import PromptImageMetric, ScorerSource, freeze, resolve_scorer
 from goldennoise.metrics.hf_clip import CLIPBackbone, load_clip_backbone
 from goldennoise.metrics.loading import load_state_dict, resolve_file
 
@@ -92,15 +92,3 @@ class AestheticScore(PromptImageMetric):
     def __init__(self, model: ScorerSource = None, scale: float = 1.0, **kwargs: Any) -> None:
         super().__init__(resolve_scorer(model, load_aesthetic), scale, **kwargs)
 
-
-def aesthetic_score(images: torch.Tensor, prompts: str | Sequence[str] | None = None, model: ScorerSource = None,
-                    scale: float = 1.0) -> torch.Tensor:
-    """Functional AES: per-sample scores (B,), differentiable w.r.t. ``images``; ``.mean()`` is the metric.
-
-    Args:
-        images: (B, 3, H, W) in [0, 1].
-        prompts: ignored (checked for length if given).
-        model: as for :class:`AestheticScore`.
-        scale: multiply scores by this.
-    """
-    return scale * score_batch(resolve_scorer(model, load_aesthetic), images, prompts, needs_prompts=False)

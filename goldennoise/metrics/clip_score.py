@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from goldennoise.metrics.base import PromptImageMetric, ScorerSource, freeze, resolve_scorer, score_batch
+from goldennoise.metrics.base import PromptImageMetric, ScorerSource, freeze, resolve_scorer
 from goldennoise.metrics.hf_clip import CLIPBackbone, load_clip_backbone
 
 MODEL = "openai/clip-vit-large-patch14"
@@ -64,15 +64,3 @@ class CLIPScore(PromptImageMetric):
         """``max(mean score, 0)``, as torchmetrics."""
         return super().compute().clamp(min=0)
 
-
-def clip_score(images: torch.Tensor, prompts: str | Sequence[str], model: ScorerSource = None,
-               scale: float = 1.0) -> torch.Tensor:
-    """Functional CLIPScore: unclamped per-sample ``100 cos`` (B,), differentiable; ``max(mean, 0)`` is the metric.
-
-    Args:
-        images: (B, 3, H, W) in [0, 1].
-        prompts: one non-empty prompt per image.
-        model: as for :class:`CLIPScore`.
-        scale: multiply scores by this.
-    """
-    return scale * score_batch(resolve_scorer(model, load_clip_scorer), images, prompts)

@@ -26,7 +26,7 @@ import open_clip
 import torch
 from torch import nn
 
-from goldennoise.metrics.base import PromptImageMetric, ScorerSource, freeze, resolve_scorer, score_batch
+from goldennoise.metrics.base import PromptImageMetric, ScorerSource, freeze, resolve_scorer
 from goldennoise.metrics.loading import load_state_dict, resolve_file, shared
 from goldennoise.metrics.preprocess import ImagePreprocess
 
@@ -112,17 +112,3 @@ class HPSv2Score(PromptImageMetric):
         self.version = version
         self.name = "hpsv2" if version == "v2.0" else "hpsv2.1"
 
-
-def hpsv2_score(images: torch.Tensor, prompts: str | Sequence[str], version: str = "v2.1",
-                model: ScorerSource = None, scale: float = 1.0) -> torch.Tensor:
-    """Functional HPSv2: per-sample scores (B,), differentiable w.r.t. ``images``; ``.mean()`` is the metric.
-
-    Args:
-        images: (B, 3, H, W) in [0, 1].
-        prompts: one non-empty prompt per image.
-        version: ``"v2.0"`` or ``"v2.1"``.
-        model: as for :class:`HPSv2Score`.
-        scale: multiply scores by this (100 gives the papers' tables).
-    """
-    scorer = resolve_scorer(model, lambda source: load_hpsv2(version, source))
-    return scale * score_batch(scorer, images, prompts)

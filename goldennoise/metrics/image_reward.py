@@ -31,7 +31,7 @@ from torch import nn
 from transformers import BertTokenizer, BlipTextConfig, BlipTextModel
 
 from goldennoise.metrics.aesthetic import AestheticMLP
-from goldennoise.metrics.base import PromptImageMetric, ScorerSource, freeze, resolve_scorer, score_batch
+from goldennoise.metrics.base import PromptImageMetric, ScorerSource, freeze, resolve_scorer
 from goldennoise.metrics.loading import load_state_dict, pretrained_error, resolve_file, shared
 from goldennoise.metrics.preprocess import ImagePreprocess
 
@@ -199,15 +199,3 @@ class ImageReward(PromptImageMetric):
     def __init__(self, model: ScorerSource = None, scale: float = 1.0, **kwargs: Any) -> None:
         super().__init__(resolve_scorer(model, load_image_reward), scale, **kwargs)
 
-
-def image_reward(images: torch.Tensor, prompts: str | Sequence[str], model: ScorerSource = None,
-                 scale: float = 1.0) -> torch.Tensor:
-    """Functional ImageReward: per-sample rewards (B,), differentiable w.r.t. ``images``; ``.mean()`` is the metric.
-
-    Args:
-        images: (B, 3, H, W) in [0, 1].
-        prompts: one non-empty prompt per image.
-        model: as for :class:`ImageReward`.
-        scale: multiply rewards by this.
-    """
-    return scale * score_batch(resolve_scorer(model, load_image_reward), images, prompts)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from goldennoise.metrics.base import PromptImageMetric, ScorerSource, freeze, resolve_scorer, score_batch
+from goldennoise.metrics.base import PromptImageMetric, ScorerSource, freeze, resolve_scorer
 from goldennoise.metrics.hf_clip import CLIPBackbone, load_clip_backbone
 
 MODEL = "yuvalkirstain/PickScore_v1"
@@ -62,15 +62,3 @@ class PickScore(PromptImageMetric):
     def __init__(self, model: ScorerSource = None, scale: float = 1.0, **kwargs: Any) -> None:
         super().__init__(resolve_scorer(model, load_pickscore), scale, **kwargs)
 
-
-def pickscore(images: torch.Tensor, prompts: str | Sequence[str], model: ScorerSource = None,
-              scale: float = 1.0) -> torch.Tensor:
-    """Functional PickScore: per-sample scores (B,), differentiable w.r.t. ``images``; ``.mean()`` is the metric.
-
-    Args:
-        images: (B, 3, H, W) in [0, 1].
-        prompts: one non-empty prompt per image.
-        model: as for :class:`PickScore`.
-        scale: multiply scores by this.
-    """
-    return scale * score_batch(resolve_scorer(model, load_pickscore), images, prompts)

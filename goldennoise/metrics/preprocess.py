@@ -66,11 +66,13 @@ def check_images(images: torch.Tensor) -> None:
         raise ValueError(f"images must lie in [0, 1], got values in [{low.item():.4g}, {high.item():.4g}]{hint}.")
 
 
-def check_prompts(prompts: str | Sequence[str], batch_size: int) -> list[str]:
+def check_prompts(prompts: str | Sequence[str] | None, batch_size: int) -> list[str]:
     """The prompts as a list of ``batch_size`` non-empty strings, or a ``ValueError`` naming what is wrong.
 
     A single string is accepted for a batch of one image.
     """
+    if prompts is None:
+        raise ValueError(f"got {batch_size} images but no prompts; pass one prompt per image.")
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if len(prompts) != batch_size:
         raise ValueError(f"got {batch_size} images but {len(prompts)} prompts; pass one prompt per image.")

@@ -20,9 +20,10 @@ from torchvision.transforms.functional import to_tensor
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
 from goldennoise.backbones.tiny import clip_tokenizer
-from goldennoise.metrics import AestheticScore, CLIPScore, PickScore, clip_score
+from goldennoise.metrics import AestheticScore, CLIPScore, PickScore
 from goldennoise.metrics import tiny as tiny_metrics
 from goldennoise.metrics.aesthetic import AestheticMLP, AestheticScorer
+from goldennoise.metrics.functional import clip_score
 from goldennoise.metrics.hf_clip import CLIPBackbone
 
 PROMPTS = ["a photo of a cat", "a red car parked in a busy city street at night"]
@@ -159,7 +160,8 @@ def test_aesthetic_matches_laion_reference(tmp_path, monkeypatch):
                            num_hidden_layers=layers, image_size=224, patch_size=patch, hidden_act="quick_gelu"),
         projection_dim=embed)
     hf_model = CLIPModel(config).eval()
-    missing, _ = hf_model.load_state_dict(openai_visual_to_transformers(openai_model.state_dict(), layers), strict=False)
+    converted = openai_visual_to_transformers(openai_model.state_dict(), layers)
+    missing, _ = hf_model.load_state_dict(converted, strict=False)
     assert not [k for k in missing if k.startswith(("vision_model", "visual_projection"))]
     mlp = AestheticMLP(embed)
     mlp.load_state_dict(reference.mlp.state_dict(), strict=True)  # the reference head's key layout

@@ -61,6 +61,7 @@ def test_pickscore_matches_reference_on_pil_images(pick):
     expected = _reference_pickscore(scorer.backbone.model, processor, pils, PROMPTS)
     metric = PickScore(model=scorer)
     metric.update(torch.stack([to_tensor(p) for p in pils]), PROMPTS)
+    print(f"parity pickscore (PIL): max abs diff {(metric.per_sample() - expected).abs().max():.2e}")
     assert (metric.per_sample() - expected).abs().max() < 1e-4
 
 
@@ -68,7 +69,9 @@ def test_pickscore_matches_reference_when_resizing(pick):
     scorer, processor = pick
     images = torch.rand(2, 3, 90, 75, generator=torch.Generator().manual_seed(0))
     expected = _reference_pickscore(scorer.backbone.model, processor, list(images), PROMPTS, do_rescale=False)
-    assert (PickScore(model=scorer).score(images, PROMPTS) - expected).abs().max() < 1e-4
+    diff = (PickScore(model=scorer).score(images, PROMPTS) - expected).abs().max()
+    print(f"parity pickscore (resize): max abs diff {diff:.2e}")
+    assert diff < 1e-4
 
 
 class _PooledCLIP(CLIPModel):
@@ -105,6 +108,7 @@ def test_clip_score_matches_torchmetrics():
 
     ours = CLIPScore(model=scorer)
     ours.update(images, PROMPTS)
+    print(f"parity clip_score: max abs diff {(ours.per_sample() - expected_per_sample).abs().max():.2e}")
     assert (ours.per_sample() - expected_per_sample).abs().max() < 1e-4
     assert torch.allclose(ours.compute(), reference.compute(), atol=1e-4)
     assert torch.allclose(clip_score(images, PROMPTS, model=scorer).mean().clamp(min=0), reference.compute(), atol=1e-4)
@@ -176,5 +180,6 @@ def test_aesthetic_matches_laion_reference(tmp_path, monkeypatch):
     images = torch.stack([to_tensor(Image.open(p).convert("RGB")) for p in paths])
     metric = AestheticScore(model=ours)
     metric.update(images)
+    print(f"parity aesthetic: max abs diff {(metric.per_sample() - torch.tensor(expected)).abs().max():.2e}")
     assert (metric.per_sample() - torch.tensor(expected)).abs().max() < 1e-4
     assert torch.tensor(expected).std() > 1e-3

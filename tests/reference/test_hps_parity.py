@@ -49,6 +49,7 @@ def test_hps_matches_reference(reference_hps, tmp_path, version):
     for pil in pils:
         metric.update(to_tensor(pil)[None], [PROMPT])
     got = metric.per_sample()
+    print(f"parity hpsv2 {version}: max abs diff {(got - expected).abs().max():.2e}")
     assert (got - expected).abs().max() < 1e-4, (got, expected)
     assert torch.allclose(metric.compute(), expected.mean(), atol=1e-4)
 

@@ -73,6 +73,7 @@ def test_image_reward_matches_reference(reference, tmp_path):
     metric = ImageReward(model=ours)
     metric.update(torch.stack([to_tensor(p) for p in pils]), [PROMPT] * 3)
     got = metric.per_sample()
+    print(f"parity image_reward: max abs diff {(got - torch.tensor(expected)).abs().max():.2e}")
     assert (got - torch.tensor(expected)).abs().max() < 1e-4, (got, expected)
     assert abs(got[0].item() - single) < 1e-4
     assert torch.tensor(expected).std() > 1e-3  # input-dependent, not the init constant

@@ -93,6 +93,8 @@ class PromptImageMetric(Metric):
 
     def per_sample(self) -> torch.Tensor:
         """All per-sample scores seen so far, in order (B_total,) — after ``compute()`` on DDP, those of this rank."""
+        if isinstance(self.scores, torch.Tensor):  # already concatenated by a DDP sync
+            return self.scores
         return dim_zero_cat(self.scores) if self.scores else torch.zeros(0, device=self.device)
 
     def compute(self) -> torch.Tensor:

@@ -140,7 +140,7 @@ class ImageRewardScorer(nn.Module):
 
     def forward(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] and B prompts → (B,) rewards."""
-        pixels = self.preprocess(images)  # (B, 3, 224, 224)
+        pixels = self.preprocess(images).to(self.model.blip.vision_proj.weight.dtype)  # (B, 3, 224, 224)
         tokens = self.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=MAX_LENGTH,
                                 return_tensors="pt").to(images.device)
         return self.model(pixels, tokens["input_ids"], tokens["attention_mask"])

@@ -1,3 +1,5 @@
+"""``python -m goldennoise``."""
+
 from goldennoise.cli import main
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ class GoldenNoiseCLI(LightningCLI):
             save_config_callback=MLflowSaveConfigCallback,
             save_config_kwargs={"save_to_log_dir": False},
             trainer_defaults=TRAINER_DEFAULTS,
-            parser_kwargs={"parser_mode": "omegaconf"},
+            parser_kwargs={"parser_mode": "omegaconf", "allow_abbrev": False},
             args=args,
             run=run,
         )
@@ -71,6 +71,16 @@ def main(args: list[str] | None = None) -> object:
         if argv and argv[0] in COMMANDS:
             return COMMANDS[argv[0]](argv[1:])
         return GoldenNoiseCLI(args=args)
-    except MissingWeightsError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        missing = _missing_weights_cause(err)
+        if missing is None:
+            raise
+        print(f"error: {missing}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _missing_weights_cause(err: BaseException | None) -> MissingWeightsError | None:
+    """The :class:`MissingWeightsError` behind ``err``, if any (jsonargparse wraps errors raised in __init__)."""
+    while err is not None and not isinstance(err, MissingWeightsError):
+        err = err.__cause__ or err.__context__
+    return err

@@ -161,9 +161,11 @@ class Backbone(nn.Module):
             raise ValueError("encode_prompt needs a non-empty list of strings.")
         cond = self._encode_texts(prompts)
         if negative_prompts is None and self.force_zeros_for_empty_prompt:
-            uncond = PromptEmbeds(torch.zeros_like(cond.embeds), None if cond.pooled is None else torch.zeros_like(cond.pooled))
+            pooled = None if cond.pooled is None else torch.zeros_like(cond.pooled)
+            uncond = PromptEmbeds(torch.zeros_like(cond.embeds), pooled)
         else:
-            negative_prompts = [negative_prompts or ""] * len(prompts) if not isinstance(negative_prompts, list) else negative_prompts
+            if not isinstance(negative_prompts, list):
+                negative_prompts = [negative_prompts or ""] * len(prompts)
             if len(negative_prompts) != len(prompts):
                 raise ValueError(f"Got {len(negative_prompts)} negative prompts for {len(prompts)} prompts.")
             uncond = self._encode_texts(negative_prompts)
@@ -279,6 +281,8 @@ class Backbone(nn.Module):
         return self.pipeline_class(**self._pipeline_components(), scheduler=self.make_scheduler(scheduler))
 
     def save_pretrained(self, path: str | Path) -> None:
-        """Write a diffusers folder (``model_index.json`` and one subfolder per component) loadable by
-        :func:`goldennoise.backbones.load_backbone` and by diffusers itself."""
+        """Write a diffusers folder: ``model_index.json`` and one subfolder per component.
+
+        :func:`goldennoise.backbones.load_backbone` and diffusers itself load it back.
+        """
         self.pipeline().save_pretrained(str(path))

@@ -38,7 +38,8 @@ def generate(
                          f"got {tuple(noise.shape)}.")
     std = noise.float().std().item()
     if std > MAX_UNIT_NOISE_STD:
-        raise ValueError(f"noise has std {std:.2f}; pass unit-variance noise, the pipeline scales it by init_noise_sigma.")
+        raise ValueError(
+            f"noise has std {std:.2f}; pass unit-variance noise, the pipeline scales it by init_noise_sigma.")
     height, width = noise.shape[2] * factor, noise.shape[3] * factor
     out = pipeline(prompt=list(prompts), latents=noise.to(pipeline.device, pipeline.unet.dtype), height=height,
                    width=width, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,

@@ -50,12 +50,14 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
 def _missing_message(name: str) -> str:
     path = Path(name).expanduser()
     if path.is_dir():
-        return f"'{name}' has no model_index.json, so it is not a diffusers model folder; write one with save_pretrained."
+        return (f"'{name}' has no model_index.json, so it is not a diffusers model folder; "
+                "write one with save_pretrained.")
     if name.startswith((".", "/", "~")) or name.count("/") != 1:
-        return f"No model folder at '{name}'; pass a folder written by save_pretrained or a hub id such as 'stabilityai/stable-diffusion-xl-base-1.0'."
+        return (f"No model folder at '{name}'; pass a folder written by save_pretrained or a hub id such as "
+                "'stabilityai/stable-diffusion-xl-base-1.0'.")
     if hub_constants.HF_HUB_OFFLINE:
-        return (f"'{name}' is neither a local folder nor in the Hugging Face cache and the hub is offline (HF_HUB_OFFLINE=1); "
-                f"run `hf download {name}` where the hub is reachable, or pass a local folder.")
+        return (f"'{name}' is neither a local folder nor in the Hugging Face cache and the hub is offline "
+                f"(HF_HUB_OFFLINE=1); run `hf download {name}` where the hub is reachable, or pass a local folder.")
     return f"'{name}' could not be fetched from the Hugging Face hub; check the id, your access to it, and the network."
 
 
@@ -79,16 +81,20 @@ def from_pretrained(name: str, dtype: str | torch.dtype = "float32", variant: st
         raise ValueError(f"'{name}' is a {family_name}; goldennoise supports {sorted(FAMILIES)}.")
     family = FAMILIES[family_name]
     try:
-        pipe = family.pipeline_class.from_pretrained(name, torch_dtype=parse_dtype(dtype), variant=variant,
+        pipe = family.pipeline_class.from_pretrained(name, dtype=parse_dtype(dtype), variant=variant,
                                                      **family.load_kwargs)
     except OSError as err:
         first_line = str(err).strip().splitlines()[0]
-        raise MissingWeightsError(f"A component of '{name}' is missing ({first_line}); re-download or re-save the model.") from err
+        raise MissingWeightsError(
+            f"A component of '{name}' is missing ({first_line}); re-download or re-save the model.") from err
     return family.from_pipeline(pipe)
 
 
 def load_backbone(
-    name: str, dtype: str | torch.dtype = "float32", device: str | torch.device | None = None, variant: str | None = None
+    name: str,
+    dtype: str | torch.dtype = "float32",
+    device: str | torch.device | None = None,
+    variant: str | None = None,
 ) -> Backbone:
     """A backbone by built-in name (``tiny-sd``, ``tiny-sd-v``, ``tiny-sdxl``), hub id or local folder.
 

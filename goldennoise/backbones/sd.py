@@ -10,8 +10,10 @@ from goldennoise.backbones.base import Backbone, PromptEmbeds
 
 
 class StableDiffusionBackbone(Backbone):
-    """SD 1.x / 2.x behind :class:`~goldennoise.backbones.base.Backbone`; the prediction type comes from the
-    scheduler configuration (SD 2.x 768 models use ``v_prediction``)."""
+    """SD 1.x / 2.x behind :class:`~goldennoise.backbones.base.Backbone`.
+
+    The prediction type comes from the scheduler configuration (SD 2.x 768 models use ``v_prediction``).
+    """
 
     family = "sd"
     pipeline_class = StableDiffusionPipeline

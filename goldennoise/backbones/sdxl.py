@@ -30,7 +30,7 @@ class StableDiffusionXLBackbone(Backbone):
 
     def _encode_texts(self, prompts: list[str]) -> PromptEmbeds:
         hidden, pooled = [], None
-        for tokenizer, text_encoder in zip(self.tokenizers, self.text_encoders):
+        for tokenizer, text_encoder in zip(self.tokenizers, self.text_encoders, strict=True):
             out = text_encoder(self._tokenize(tokenizer, prompts), output_hidden_states=True)
             pooled = out[0]  # the projected pooled output of the last encoder is the one kept, (B, P)
             hidden.append(out.hidden_states[-2])  # (B, 77, D_i)

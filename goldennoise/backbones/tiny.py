@@ -13,7 +13,13 @@ import tempfile
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
 from open_clip.tokenizer import bytes_to_unicode, default_bpe
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
@@ -40,7 +46,8 @@ def clip_tokenizer(num_merges: int = CLIP_NUM_MERGES, max_length: int = 77) -> C
         lines = f.read().split("\n")[1 : 1 + num_merges]  # line 0 is a header
     merges = [tuple(line.split()) for line in lines]
     symbols = list(bytes_to_unicode().values())
-    tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
     with tempfile.TemporaryDirectory() as tmp:
         vocab, merges_file = Path(tmp, "vocab.json"), Path(tmp, "merges.txt")
         vocab.write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
@@ -66,7 +73,9 @@ def _tiny_unet(**overrides: object) -> UNet2DConditionModel:
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), **overrides)
 
 
-def tiny_sd_pipeline(prediction_type: str = "epsilon", seed: int = 0, num_merges: int = 2000) -> StableDiffusionPipeline:
+def tiny_sd_pipeline(
+    prediction_type: str = "epsilon", seed: int = 0, num_merges: int = 2000
+) -> StableDiffusionPipeline:
     """A tiny SD 1.x / 2.x pipeline (``prediction_type="v_prediction"`` for the SD 2.x 768 flavour)."""
     tokenizer = clip_tokenizer(num_merges)
     with torch.random.fork_rng():

@@ -71,7 +71,8 @@ class PromptSeedDataModule(L.LightningDataModule):
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
         self.prompts = list(prompts) if prompts else read_prompt_file(prompt_file)
         self.seeds = parse_seeds(seeds)
-        self.val_fraction, self.batch_size, self.split_seed, self.num_workers = val_fraction, batch_size, split_seed, num_workers
+        self.val_fraction, self.split_seed = val_fraction, split_seed
+        self.batch_size, self.num_workers = batch_size, num_workers
 
     def setup(self, stage: str | None = None) -> None:
         """Split the pairs: the same permutation for the same ``split_seed``, whatever the process."""

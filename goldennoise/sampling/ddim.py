@@ -58,10 +58,10 @@ class DDIMSchedule:
 def ddim_move(
     x: torch.Tensor, eps: torch.Tensor, alpha_src: float, alpha_tgt: float, clip_sample_range: float | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move ``x`` from noise level ᾱ_src to ᾱ_tgt along ε, Eq. 12 of Song et al. (2021) with σ = 0.
+    r"""Move ``x`` from noise level ᾱ_src to ᾱ_tgt along ε, Eq. 12 of Song et al. (2021) with σ = 0.
 
-    .. math:: \\hat x_0 = (x - \\sqrt{1-\\bar\\alpha_s}\\,\\epsilon)/\\sqrt{\\bar\\alpha_s},\\quad
-              x' = \\sqrt{\\bar\\alpha_t}\\,\\hat x_0 + \\sqrt{1-\\bar\\alpha_t}\\,\\epsilon
+    .. math:: \hat x_0 = (x - \sqrt{1-\bar\alpha_s}\,\epsilon)/\sqrt{\bar\alpha_s},\quad
+              x' = \sqrt{\bar\alpha_t}\,\hat x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon
 
     The same equation denoises (ᾱ_tgt > ᾱ_src) and inverts (ᾱ_tgt < ᾱ_src).
 
@@ -161,8 +161,10 @@ def invert_ddim(
     Each step is :func:`ddim_inversion_step`; the levels visited are exactly those of :func:`sample_ddim` on the
     same schedule, so sampling the result retraces them. Arguments and returns mirror :func:`sample_ddim`.
     """
-    timesteps = schedule.timesteps.flip(0)
-    return _run_loop(ddim_inversion_step, denoiser, latents, timesteps, schedule, callback, return_trajectory, checkpoint)
+    timesteps = schedule.timesteps.flip(0)  # ascending: from the least noisy level up to x_T
+    return _run_loop(
+        ddim_inversion_step, denoiser, latents, timesteps, schedule, callback, return_trajectory, checkpoint
+    )
 
 
 def redenoise_step(

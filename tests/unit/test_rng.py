@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from goldennoise.sampling import noise_for_seeds, parse_seeds
+
+
+def test_seed_noise_is_independent_of_batch():
+    seeds = [3, 1, 4, 1, 5, 9, 2, 6]
+    batch = noise_for_seeds(seeds, (4, 8, 8))
+    assert batch.shape == (8, 4, 8, 8)
+    for i, seed in enumerate(seeds):
+        torch.testing.assert_close(noise_for_seeds([seed], (4, 8, 8))[0], batch[i], rtol=0, atol=0)
+
+
+def test_different_seeds_differ_and_noise_is_standard_normal():
+    noise = noise_for_seeds(range(16), (4, 32, 32))
+    assert not torch.equal(noise[0], noise[1])
+    assert abs(noise.mean().item()) < 0.02 and abs(noise.std().item() - 1) < 0.02
+
+
+def test_half_precision_noise_matches_official_npd_draw():
+    official = torch.randn((1, 4, 16, 16), generator=torch.manual_seed(7), dtype=torch.float16)
+    torch.testing.assert_close(noise_for_seeds([7], (4, 16, 16), dtype=torch.float16), official, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("0-3,10,12-13", [0, 1, 2, 3, 10, 12, 13]), (5, [5]), ([2, 1], [2, 1]), (" 7 , 8-9 ", [7, 8, 9])],
+)
+def test_parse_seeds(spec, expected):
+    assert parse_seeds(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["a-b", "", "1-x"])
+def test_parse_seeds_rejects_malformed(spec):
+    with pytest.raises(ValueError, match="seed"):
+        parse_seeds(spec)

@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install quickstart test test-all lint ui benchmark
 
-$(STAMP): pyproject.toml requirements/constraints.txt
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/reference.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[dev]'
-	$(BIN)/python -m pip install -q --no-deps -r requirements/reference.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements/reference.txt  # parity-test references only
 	touch $(STAMP)
 
 install: $(STAMP)

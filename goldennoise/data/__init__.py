@@ -1,5 +1,6 @@
-"""Datasets and DataModules: prompt × seed lists now; noise-pair shards later."""
+"""Datasets and DataModules: prompt × seed lists, on-the-fly renders of the shapes world."""
 
 from goldennoise.data.prompts import PromptSeedDataModule, PromptSeedDataset, read_prompt_file
+from goldennoise.data.shapes import ShapesDataModule, ShapesDataset
 
-__all__ = ["PromptSeedDataModule", "PromptSeedDataset", "read_prompt_file"]
+__all__ = ["PromptSeedDataModule", "PromptSeedDataset", "ShapesDataModule", "ShapesDataset", "read_prompt_file"]

@@ -2,5 +2,7 @@
 
 from goldennoise.lit.frozen import FrozenBackboneModule
 from goldennoise.lit.redenoise_regression import RedenoiseRegressionModule
+from goldennoise.lit.shapes_diffusion import ShapesDiffusionModule
+from goldennoise.lit.shapes_vae import ShapesVAEModule
 
-__all__ = ["FrozenBackboneModule", "RedenoiseRegressionModule"]
+__all__ = ["FrozenBackboneModule", "RedenoiseRegressionModule", "ShapesDiffusionModule", "ShapesVAEModule"]

@@ -7,8 +7,10 @@
 | :class:`ImageReward` | ``image_reward`` | ``image_reward`` | ``THUDM/ImageReward`` |
 | :class:`AestheticScore` | ``aesthetic_score`` | ``aesthetic`` | LAION ``sac+logos+ava1-l14-linearMSE`` |
 | :class:`CLIPScore` | ``clip_score`` | ``clip_score`` | ``openai/clip-vit-large-patch14`` |
+| :class:`ShapesAlignment` | ``shapes_alignment`` | per fact | none: an exact reader of the shapes world |
 
-The functional twins live in :mod:`goldennoise.metrics.functional`.
+The functional twins live in :mod:`goldennoise.metrics.functional` (``shapes_alignment`` in
+:mod:`goldennoise.metrics.shapes_alignment`).
 
 Every metric takes ``update(images, prompts)`` with images (B, 3, H, W) in [0, 1]; weights load lazily on
 construction (hub id, URL or local path), never at import. Log with ``metric.log_name(split)`` → ``"val/hpsv2"``.
@@ -21,6 +23,7 @@ from goldennoise.metrics.clip_score import CLIPScore
 from goldennoise.metrics.hps import HPSv2Score
 from goldennoise.metrics.image_reward import ImageReward
 from goldennoise.metrics.pickscore import PickScore
+from goldennoise.metrics.shapes_alignment import ShapesAlignment
 
 __all__ = [
     "AestheticScore",
@@ -29,5 +32,6 @@ __all__ = [
     "ImageReward",
     "PickScore",
     "PromptImageMetric",
+    "ShapesAlignment",
     "functional",
 ]

@@ -1,0 +1,36 @@
+"""Noise methods: networks and procedures that map initial noise (and the prompt) to better initial noise.
+
+| method | module | paper |
+|---|---|---|
+| :class:`NPNet` | :mod:`~goldennoise.noise.npnet`, :mod:`~goldennoise.noise.npnet_checkpoint` | arXiv 2411.09502 |
+
+Every method takes and returns unit-variance noise (:class:`NoiseMethod`); :class:`NPNetPlugin` runs a trained NPNet
+in front of any diffusers pipeline.
+"""
+
+from goldennoise.noise.base import NoiseMethod
+from goldennoise.noise.npnet import PRESETS, SMALL_SWIN, NPNet, NPNetConfig, SwinConfig
+from goldennoise.noise.npnet_checkpoint import (
+    config_from_state,
+    export_npnet,
+    load_npnet,
+    read_npnet_state,
+    save_npnet_state,
+)
+from goldennoise.noise.plugin import NPNetPlugin, encode_for_npnet
+
+__all__ = [
+    "PRESETS",
+    "SMALL_SWIN",
+    "NPNet",
+    "NPNetConfig",
+    "NPNetPlugin",
+    "NoiseMethod",
+    "SwinConfig",
+    "config_from_state",
+    "encode_for_npnet",
+    "export_npnet",
+    "load_npnet",
+    "read_npnet_state",
+    "save_npnet_state",
+]

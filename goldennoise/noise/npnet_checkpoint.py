@@ -1,0 +1,175 @@
+"""NPNet checkpoints in and out: the official nested ``.pth``, both flat safetensors layouts, Lightning checkpoints.
+
+Formats (npnet.md §1.6):
+
+| format | content |
+|---|---|
+| official ``.pth`` | nested: ``unet_svd``, ``unet_embedding``, ``embeeding`` (sic) state dicts; α, β `[1]` |
+| safetensors, LucipherDev (``"embeeding"``) | flat ``unet_svd.*``, ``unet_embedding.*``, ``embeeding.*``, α, β |
+| safetensors, asagi4 (``"text_embedding"``) | the same with ``text_embedding.*`` |
+| Lightning ``.ckpt`` | ``state_dict`` with the module's ``net.`` prefix |
+
+Reading and converting are pure functions over state dicts: nothing here builds or touches a network, except
+:func:`load_npnet`, which builds one from the (never downloaded) random Swin and loads strictly. In memory the
+text path is ``text_embedding``; ``embeeding`` exists only in files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from goldennoise.errors import MissingWeightsError
+from goldennoise.noise.npnet import NPNet, NPNetConfig, SwinConfig
+
+OFFICIAL_TEXT_KEY = "embeeding"
+"""The official checkpoint's (misspelled) key of the AdaGroupNorm text path; required for compatibility."""
+TEXT_KEY = "text_embedding"
+"""The in-memory name of the text path (and the asagi4 safetensors prefix)."""
+BRANCHES = ("unet_svd", "unet_embedding", TEXT_KEY)
+SCALARS = ("alpha", "beta")
+LIGHTNING_PREFIXES = ("net.", "model.", "_orig_mod.")
+"""Prefixes stripped when a state dict comes from a LightningModule or ``torch.compile``."""
+
+SafetensorsLayout = Literal["embeeding", "text_embedding"]
+StateDict = dict[str, torch.Tensor]
+
+
+def _missing(path: Path) -> MissingWeightsError:
+    return MissingWeightsError(
+        f"No NPNet checkpoint at '{path}'; download the official weights (sdxl.pth, dreamshaper.pth, dit.pth) from "
+        "the Google Drive link in the Golden-Noise README or the Hugging Face repo Klayand/GoldenNoiseModel.")
+
+
+def flatten_official(nested: dict) -> StateDict:
+    """Official nested dict → flat in-memory state dict (``embeeding`` → ``text_embedding``)."""
+    missing = {"unet_svd", "unet_embedding", OFFICIAL_TEXT_KEY, *SCALARS} - set(nested)
+    if missing:
+        raise KeyError(f"Not an official NPNet checkpoint: missing top-level keys {sorted(missing)}.")
+    flat: StateDict = {}
+    for branch, file_key in (("unet_svd", "unet_svd"), ("unet_embedding", "unet_embedding"),
+                             (TEXT_KEY, OFFICIAL_TEXT_KEY)):
+        flat.update({f"{branch}.{k}": v for k, v in nested[file_key].items()})
+    for name in SCALARS:
+        flat[name] = torch.as_tensor(nested[name]).detach().reshape(1)
+    return flat
+
+
+def nest_official(state: StateDict) -> dict:
+    """Flat in-memory state dict → the official nested dict (``embeeding``; α and β as ``requires_grad`` leaves)."""
+    nested: dict = {"unet_svd": {}, "unet_embedding": {}, OFFICIAL_TEXT_KEY: {}}
+    for key, value in state.items():
+        if key in SCALARS:
+            nested[key] = value.detach().clone().float().reshape(1).requires_grad_(True)
+            continue
+        branch, rest = key.split(".", 1)
+        if branch not in BRANCHES:
+            raise KeyError(f"Unexpected NPNet state-dict key {key!r}.")
+        nested[OFFICIAL_TEXT_KEY if branch == TEXT_KEY else branch][rest] = value.detach().clone()
+    return nested
+
+
+def normalize_flat(state: StateDict) -> StateDict:
+    """Any flat layout → in-memory keys: strip a Lightning / compile prefix, ``embeeding.`` → ``text_embedding.``."""
+    for prefix in LIGHTNING_PREFIXES:
+        if any(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    renamed = {f"{TEXT_KEY}.{k[len(OFFICIAL_TEXT_KEY) + 1:]}" if k.startswith(f"{OFFICIAL_TEXT_KEY}.") else k: v
+               for k, v in state.items()}
+    return {k: v.reshape(1) if k in SCALARS else v for k, v in renamed.items()}
+
+
+def read_npnet_state(path: str | Path) -> StateDict:
+    """Read any NPNet checkpoint into a flat in-memory state dict on the CPU (never builds a network).
+
+    Args:
+        path: official ``.pth`` (nested), flat ``.safetensors`` (either layout), or a Lightning ``.ckpt`` of
+            :class:`~goldennoise.lit.npnet.NPNetModule`.
+
+    Raises:
+        MissingWeightsError: the file does not exist.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise _missing(path)
+    if path.suffix == ".safetensors":
+        return normalize_flat(load_file(str(path)))
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if "state_dict" in obj:  # Lightning checkpoint
+        return normalize_flat(obj["state_dict"])
+    if OFFICIAL_TEXT_KEY in obj and isinstance(obj[OFFICIAL_TEXT_KEY], dict):
+        return flatten_official(obj)
+    return normalize_flat(obj)
+
+
+def to_safetensors_layout(state: StateDict, layout: SafetensorsLayout = "embeeding") -> StateDict:
+    """In-memory state dict → flat file keys: ``embeeding.*`` (LucipherDev) or ``text_embedding.*`` (asagi4)."""
+    prefix = f"{TEXT_KEY}."
+    return {f"{layout}.{k[len(prefix):]}" if k.startswith(prefix) else k: v.detach().contiguous().clone()
+            for k, v in normalize_flat(state).items()}
+
+
+def save_npnet_state(state: StateDict, path: str | Path, layout: SafetensorsLayout = "embeeding") -> Path:
+    """Write a state dict as an official nested ``.pth`` or, for a ``.safetensors`` path, flat in ``layout``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = normalize_flat(state)
+    if path.suffix == ".safetensors":
+        save_file(to_safetensors_layout(state, layout), str(path))
+    else:
+        torch.save(nest_official(state), path)
+    return path
+
+
+def config_from_state(state: StateDict, text_len: int = 77, swin: SwinConfig | None = None,
+                      svd_attention: bool = True) -> NPNetConfig:
+    """Infer an :class:`NPNetConfig` from a flat state dict (the Swin and the token count are not inferable).
+
+    Args:
+        state: flat in-memory state dict.
+        text_len: tokens L (the text linear only fixes L·D).
+        swin: the residual branch's Swin (default Swin-T, as in every official checkpoint).
+        svd_attention: forward variant (checkpoints do not record it; the official inference uses attention).
+    """
+    channels = state["unet_embedding.upconv.weight"].shape[0]
+    n = state["unet_svd.mlp1.0.weight"].shape[1]
+    flat_text = state[f"{TEXT_KEY}.linear.weight"].shape[1]
+    if flat_text % text_len:
+        raise ValueError(f"The text linear takes {flat_text} inputs, not a multiple of text_len={text_len}.")
+    size = n // round(channels ** 0.5)
+    return NPNetConfig(text_dim=flat_text // text_len, text_len=text_len, latent_channels=channels, latent_size=size,
+                       svd_attention=svd_attention, svd_hidden=state["unet_svd.mlp1.0.weight"].shape[0],
+                       svd_mlp4_hidden=state["unet_svd.mlp4.0.weight"].shape[0], swin=swin or SwinConfig())
+
+
+def load_npnet(path: str | Path, config: NPNetConfig | None = None, **config_kwargs: object) -> NPNet:
+    """Build an :class:`NPNet` (random Swin, no download) and load a checkpoint strictly, in eval mode.
+
+    Args:
+        path: any format :func:`read_npnet_state` reads.
+        config: the network's dimensions; inferred with :func:`config_from_state` when omitted.
+        config_kwargs: passed to :func:`config_from_state` (``text_len``, ``swin``, ``svd_attention``).
+    """
+    state = read_npnet_state(path)
+    config = config or config_from_state(state, **config_kwargs)
+    net = NPNet(config)
+    net.load_state_dict(state, strict=True)
+    return net.eval()
+
+
+def export_npnet(source: NPNet | StateDict | str | Path, path: str | Path,
+                 layout: SafetensorsLayout = "embeeding") -> Path:
+    """Export a network, a state dict or any readable checkpoint (e.g. a Lightning ``.ckpt``) to ``path``.
+
+    ``.safetensors`` paths get the flat ``layout``; anything else the official nested ``.pth``.
+    """
+    if isinstance(source, (str, Path)):
+        state = read_npnet_state(source)
+    elif isinstance(source, NPNet):
+        state = source.state_dict()
+    else:
+        state = source
+    return save_npnet_state(state, path, layout)

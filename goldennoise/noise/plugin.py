@@ -1,0 +1,91 @@
+"""Plug NPNet into any diffusers text-to-image pipeline: (noise, prompt) → golden noise (npnet.md §5).
+
+The official inference encodes the prompt with the pipeline's own ``encode_prompt`` (positive per-token embeddings),
+runs NPNet in fp32 and passes the result as ``latents=`` (the pipeline scales it by ``init_noise_sigma``; never
+pre-scale). :class:`NPNetPlugin` does the same for a batch, whatever the noise's dtype and device.
+
+**Other latent sizes.** The official weights are trained on 128×128 latents only (1024 px; official issue #8).
+``resize="error"`` (default) refuses any other size. ``resize="nearest-exact"`` or ``"bilinear"`` resizes the noise
+to the network's size, runs NPNet and resizes the result back, as the ComfyUI ports do — a heuristic that is
+**not in the paper** (bilinear also lowers the noise's variance).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from goldennoise.backbones import Backbone, generate
+from goldennoise.noise.base import NoiseMethod
+from goldennoise.noise.npnet import NPNet
+
+ResizePolicy = Literal["error", "nearest-exact", "bilinear"]
+
+
+def encode_for_npnet(pipeline: Any, prompts: list[str]) -> torch.Tensor:
+    """Positive per-token prompt embeddings (B, L, D), as NPNet was trained on (npnet.md §1.2).
+
+    Args:
+        pipeline: a goldennoise :class:`~goldennoise.backbones.Backbone` or a diffusers pipeline with
+            ``encode_prompt`` (SD, SDXL, Hunyuan-DiT); the first returned tensor is used.
+        prompts: B prompts.
+    """
+    if isinstance(pipeline, Backbone):
+        return pipeline.encode_prompt(list(prompts))[0].embeds
+    with torch.no_grad():
+        out = pipeline.encode_prompt(prompt=list(prompts), device=pipeline.device, num_images_per_prompt=1,
+                                     do_classifier_free_guidance=False)
+    return out[0]
+
+
+class NPNetPlugin(NoiseMethod):
+    """Wrap a trained :class:`NPNet` for inference on any batch, dtype and device.
+
+    Args:
+        net: the network (e.g. from :func:`goldennoise.noise.load_npnet`); put it on the device you want it to run on.
+        resize: policy for latents of another size (see the module docstring): ``"error"``, ``"nearest-exact"`` or
+            ``"bilinear"``.
+    """
+
+    def __init__(self, net: NPNet, resize: ResizePolicy = "error") -> None:
+        super().__init__()
+        if resize not in ("error", "nearest-exact", "bilinear"):
+            raise ValueError(f"Unknown resize policy {resize!r}; choose 'error', 'nearest-exact' or 'bilinear'.")
+        self.net, self.resize = net.eval(), resize
+
+    def _check_size(self, noise: torch.Tensor) -> tuple[int, int]:
+        channels, size, _ = self.net.latent_shape
+        if noise.ndim != 4 or noise.shape[1] != channels:
+            raise ValueError(f"NPNet takes noise (B, {channels}, h, w), got {tuple(noise.shape)}.")
+        h, w = noise.shape[-2:]
+        if (h, w) != (size, size) and self.resize == "error":
+            raise ValueError(f"This NPNet was trained on {size}x{size} latents, got {h}x{w}; generate at the trained "
+                             "size or pass resize='nearest-exact' or 'bilinear' (a heuristic, not in the paper).")
+        return h, w
+
+    @torch.no_grad()
+    def forward(self, noise: torch.Tensor, prompt_embeds: torch.Tensor) -> torch.Tensor:
+        """Golden noise like ``noise`` (B, C, h, w) (same dtype and device) from embeddings (B or 1, L, D)."""
+        h, w = self._check_size(noise)
+        size = self.net.config.latent_size
+        param = next(self.net.parameters())
+        x = noise.to(param.device, torch.float32)
+        if (h, w) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode=self.resize)
+        embeds = prompt_embeds.to(param.device, torch.float32)
+        if embeds.shape[0] == 1 and x.shape[0] > 1:
+            embeds = embeds.expand(x.shape[0], -1, -1)  # one prompt for many noises
+        golden = self.net(x, embeds)  # (B, C, S, S) float32
+        if (h, w) != (size, size):
+            golden = F.interpolate(golden, size=(h, w), mode=self.resize)
+        return golden.to(noise.device, noise.dtype)
+
+    def for_pipeline(self, pipeline: Any, prompts: list[str], noise: torch.Tensor) -> torch.Tensor:
+        """Golden noise for ``prompts`` under ``pipeline``'s own text encoder (see :func:`encode_for_npnet`)."""
+        return self(noise, encode_for_npnet(pipeline, prompts))
+
+    def generate(self, pipeline: Any, prompts: list[str], noise: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """Images (B, 3, H, W) in [0, 1] from golden noise; ``kwargs`` go to :func:`goldennoise.backbones.generate`."""
+        return generate(pipeline, prompts, self.for_pipeline(pipeline, prompts, noise), **kwargs)

@@ -1,0 +1,176 @@
+"""NPNet network: official key layout and sizes (npnet.md §1.6, App. A), branch maths and parity quirks (§1.1–1.4)."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from goldennoise.noise import PRESETS, NPNet, NPNetConfig
+from goldennoise.noise.npnet import SVDBranch, tile_channels, untile_channels
+
+STAGES = [(2, 96, 3), (2, 192, 6), (6, 384, 12), (2, 768, 24)]  # (depth, C, heads), Appendix A
+
+
+def official_table(text_dim: int) -> dict[str, tuple[int, ...]]:
+    """The official state-dict layout written out from npnet.md §1.6 and Appendix A (in-memory text key)."""
+    t: dict[str, tuple[int, ...]] = {}
+    for mlp in ("mlp1", "mlp2"):
+        t |= {f"unet_svd.{mlp}.0.weight": (64, 256), f"unet_svd.{mlp}.0.bias": (64,),
+              f"unet_svd.{mlp}.2.weight": (256, 64), f"unet_svd.{mlp}.2.bias": (256,)}
+    t |= {"unet_svd.mlp3.0.weight": (256, 256), "unet_svd.mlp3.0.bias": (256,),
+          "unet_svd.attention.qkv.weight": (768, 256), "unet_svd.attention.proj.weight": (256, 256),
+          "unet_svd.attention.proj.bias": (256,), "unet_svd.bn.num_batches_tracked": (),
+          "unet_svd.mlp4.0.weight": (1024, 256), "unet_svd.mlp4.0.bias": (1024,),
+          "unet_svd.mlp4.2.weight": (256, 1024), "unet_svd.mlp4.2.bias": (256,)}
+    t |= {f"unet_svd.bn.{k}": (256,) for k in ("weight", "bias", "running_mean", "running_var")}
+    e = "unet_embedding."
+    for s, (depth, c, h) in enumerate(STAGES):
+        for j in range(depth):
+            b = f"{e}swin.layers.{s}.blocks.{j}."
+            t |= {b + "norm1.weight": (c,), b + "norm1.bias": (c,), b + "attn.relative_position_bias_table": (169, h),
+                  b + "attn.qkv.weight": (3 * c, c), b + "attn.qkv.bias": (3 * c,), b + "attn.proj.weight": (c, c),
+                  b + "attn.proj.bias": (c,), b + "norm2.weight": (c,), b + "norm2.bias": (c,),
+                  b + "mlp.fc1.weight": (4 * c, c), b + "mlp.fc1.bias": (4 * c,), b + "mlp.fc2.weight": (c, 4 * c),
+                  b + "mlp.fc2.bias": (c,)}
+        if s > 0:
+            d = f"{e}swin.layers.{s}.downsample."
+            t |= {d + "norm.weight": (2 * c,), d + "norm.bias": (2 * c,), d + "reduction.weight": (c, 2 * c)}
+    t |= {e + "swin.patch_embed.proj.weight": (96, 3, 4, 4), e + "swin.patch_embed.proj.bias": (96,),
+          e + "swin.patch_embed.norm.weight": (96,), e + "swin.patch_embed.norm.bias": (96,),
+          e + "swin.norm.weight": (768,), e + "swin.norm.bias": (768,), e + "swin.head.fc.weight": (1000, 768),
+          e + "swin.head.fc.bias": (1000,), e + "upconv.weight": (4, 7, 1, 1), e + "upconv.bias": (4,),
+          e + "downconv.weight": (3, 4, 1, 1), e + "downconv.bias": (3,)}
+    t |= {"text_embedding.linear.weight": (8, 77 * text_dim), "text_embedding.linear.bias": (8,),
+          "alpha": (1,), "beta": (1,)}
+    return t
+
+
+@pytest.fixture(scope="module")
+def sdxl_net():
+    return NPNet.from_preset("sdxl")
+
+
+@pytest.fixture
+def small_net():
+    torch.manual_seed(0)
+    return NPNet.from_preset("shapes", swin=replace(PRESETS["shapes"].swin, drop_path_rate=0.0))
+
+
+@pytest.mark.parametrize(("preset", "total"), [("sdxl", 30_470_427), ("hunyuan_dit", 29_839_643)])
+def test_official_keys_shapes_and_totals(preset, total, request):
+    net = request.getfixturevalue("sdxl_net") if preset == "sdxl" else NPNet.from_preset(preset)
+    state = net.state_dict()
+    expected = official_table(PRESETS[preset].text_dim)
+    assert {k: tuple(v.shape) for k, v in state.items()} == expected
+    counts = {p: sum(k.startswith(p) for k in state) for p in ("unet_svd.", "unet_embedding.", "text_embedding.")}
+    assert counts == {"unet_svd.": 22, "unet_embedding.": 177, "text_embedding.": 2}
+    assert sum(p.numel() for p in net.parameters()) == total
+    assert all(v.dtype == torch.float32 for k, v in state.items() if not k.endswith("num_batches_tracked"))
+    buffers = dict(net.named_buffers())  # timm >= 0.9: index and masks exist but are not persistent
+    assert sum(k.endswith("relative_position_index") for k in buffers) == 12
+    assert sum(k.endswith("attn_mask") for k in buffers) == 5
+
+
+def test_nhwc_resize_uses_every_sixth_feature(sdxl_net):
+    """§1.4: out[b, h, i, j] = feat[b, h, floor(7i/128), 6j]; the input resize is legacy nearest."""
+    branch, seen = sdxl_net.unet_embedding, {}
+    forward_features = branch.swin.forward_features
+    branch.swin.forward_features = lambda z: seen.setdefault("feat", forward_features(z))
+    hooks = [branch.upconv.register_forward_pre_hook(lambda m, a: seen.setdefault("up", a[0])),
+             branch.downconv.register_forward_pre_hook(lambda m, a: seen.setdefault("down", a[0]))]
+    x = torch.randn(1, 4, 128, 128)
+    try:
+        with torch.no_grad():
+            branch(x)
+    finally:
+        del branch.swin.forward_features
+        for h in hooks:
+            h.remove()
+    feat = seen["feat"]
+    assert feat.shape == (1, 7, 7, 768)
+    rows, cols = (torch.arange(128) * 7) // 128, torch.arange(128) * 6
+    assert torch.equal(seen["up"], feat[:, :, rows][:, :, :, cols])
+    assert torch.equal(seen["down"], F.interpolate(x, size=(224, 224), mode="nearest"))
+    assert not torch.equal(seen["down"], F.interpolate(x, size=(224, 224), mode="nearest-exact"))
+
+
+def test_tiling_order_and_inverse():
+    x = torch.arange(4 * 3 * 3, dtype=torch.float32).reshape(1, 4, 3, 3)
+    m = tile_channels(x)  # (1, 6, 6)
+    assert torch.equal(m[0, :3, :3], x[0, 0]) and torch.equal(m[0, :3, 3:], x[0, 1])
+    assert torch.equal(m[0, 3:, :3], x[0, 2]) and torch.equal(m[0, 3:, 3:], x[0, 3])
+    assert torch.equal(untile_channels(m, 4), x)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_shapes_and_identity_at_init(small_net, batch):
+    """α = β = 0 ⇒ the output is the SVD branch alone; with mlp4's last layer zeroed the SVD branch is the identity."""
+    x, c = torch.randn(batch, 4, 8, 8), torch.randn(batch, 16, 64)
+    out = small_net(x, c)
+    assert out.shape == (batch, 4, 8, 8) and out.dtype == torch.float32
+    assert torch.equal(out, small_net.unet_svd(x))
+    with torch.no_grad():
+        small_net.unet_svd.mlp4[2].weight.zero_()
+        small_net.unet_svd.mlp4[2].bias.zero_()
+    torch.testing.assert_close(small_net(x, c), x, atol=1e-5, rtol=1e-5)
+
+
+def test_branches_combine_as_in_the_paper(small_net):
+    with torch.no_grad():
+        small_net.alpha.fill_(0.7)
+        small_net.beta.fill_(-0.3)
+    x, c = torch.randn(2, 4, 8, 8), torch.randn(2, 16, 64)
+    b = small_net.branches(x, c)
+    expected = b["svd"] + (2 * torch.sigmoid(torch.tensor(0.7)) - 1) * b["text"] - 0.3 * b["residual"]
+    torch.testing.assert_close(small_net(x, c), expected)
+
+
+def test_adagroupnorm_matches_hand_computation(small_net):
+    x, c = torch.randn(2, 4, 8, 8), torch.randn(2, 16, 64)
+    lin = small_net.text_embedding.linear
+    scale_shift = c.flatten(1) @ lin.weight.T + lin.bias  # (2, 8)
+    scale, shift = scale_shift[:, :4, None, None], scale_shift[:, 4:, None, None]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    var = x.var(dim=(1, 2, 3), keepdim=True, unbiased=False)
+    expected = (x - mean) / torch.sqrt(var + 1e-6) * (1 + scale) + shift
+    torch.testing.assert_close(small_net.text_embedding(x, c), expected, atol=1e-5, rtol=1e-5)
+    # per-sample conditioning: each noise gets its own prompt's scale and shift
+    other = small_net.text_embedding(x, c[:1].expand(2, -1, -1))
+    assert not torch.allclose(other[1], expected[1])
+
+
+def test_gradients_at_init_reach_only_alpha_beta_and_svd(small_net):
+    x, c, target = torch.randn(2, 4, 8, 8), torch.randn(2, 16, 64), torch.randn(2, 4, 8, 8)
+    F.mse_loss(small_net(x, c), target).backward()
+    assert small_net.alpha.grad.abs().item() > 0 and small_net.beta.grad.abs().item() > 0
+    assert small_net.unet_svd.mlp4[2].weight.grad.abs().sum() > 0
+    for module in (small_net.text_embedding, small_net.unet_embedding):
+        assert all(p.grad is None or p.grad.abs().sum() == 0 for p in module.parameters())
+
+
+def test_wo_attention_changes_forward_not_keys():
+    torch.manual_seed(0)
+    a = SVDBranch(4, 8, attention=True, mlp4_hidden=64)
+    b = SVDBranch(4, 8, attention=False, mlp4_hidden=64)
+    b.load_state_dict(a.state_dict(), strict=True)
+    x = torch.randn(2, 4, 8, 8)
+    assert not torch.allclose(a(x), b(x))
+
+
+def test_svd_branch_stays_fp32_under_autocast(small_net):
+    x, c = torch.randn(2, 4, 8, 8), torch.randn(2, 16, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert small_net.unet_svd(x.bfloat16()).dtype == torch.float32
+        out = small_net(x, c)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, small_net(x, c), atol=0, rtol=0)  # α = β = 0: exactly the fp32 SVD branch
+
+
+def test_rejects_wrong_shapes(small_net):
+    with pytest.raises(ValueError, match=r"noise \(B, 4, 8, 8\)"):
+        small_net(torch.randn(1, 4, 16, 16), torch.randn(1, 16, 64))
+    with pytest.raises(ValueError, match=r"\(B, 16, 64\)"):
+        small_net(torch.randn(1, 4, 8, 8), torch.randn(1, 77, 64))
+    with pytest.raises(ValueError, match="not a square"):
+        NPNet(NPNetConfig(latent_channels=3, latent_size=8, text_dim=8))

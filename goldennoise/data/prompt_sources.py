@@ -1,0 +1,272 @@
+"""Prompt sources for NPD collection and evaluation: local files, Hugging Face ``datasets`` ids and named sets.
+
+NPNet's data (Zhou et al., 2024, arXiv 2411.09502; ``../shared/docs/npnet.md`` §2.1, §6.1) pairs Pick-a-Pic prompts
+with one seed each; evaluation uses Pick-a-Pic, DrawBench, HPDv2 and GenEval prompts. A source is resolved by
+:func:`load_prompts`:
+
+* a local ``.txt`` (one prompt a line), ``.csv``, ``.jsonl`` or ``.parquet`` file; tabular files take the prompt
+  from ``column`` (or the first of :data:`PROMPT_COLUMNS` present) and an optional ``seed`` column;
+* ``shapes:<split>[:<count>]``: prompts of the embedded backbone's world (:mod:`goldennoise.shapes`), seeds 0…count-1;
+* a named set of :data:`NAMED_SETS` (``drawbench``, ``pickapic``, ``hpdv2``, ``geneval``, ``coco``): a file
+  ``<name>.{txt,csv,jsonl,parquet}`` in ``$GOLDENNOISE_PROMPTS`` (default ``~/.cache/goldennoise/prompts``), else
+  its Hugging Face dataset;
+* any other ``owner/name`` string: a Hugging Face dataset id, read with ``datasets.load_dataset`` (offline-tolerant:
+  the local cache works with ``HF_HUB_OFFLINE=1``; when the data are absent the error is one sentence).
+
+A malformed file raises :class:`PromptFileError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROMPT_COLUMNS = ("prompt", "caption", "text", "Prompt", "Caption", "sentence", "prompts")
+"""Column names tried, in order, when a tabular source is given no ``column``."""
+
+FILE_SUFFIXES = (".txt", ".csv", ".jsonl", ".parquet")
+
+
+@dataclass(frozen=True)
+class NamedPromptSet:
+    """Where a named prompt set lives on the Hugging Face hub.
+
+    Attributes:
+        hub_id: dataset id for ``datasets.load_dataset``.
+        column: the prompt column.
+        split: the dataset split read by default.
+        config: the dataset configuration name, if any.
+    """
+
+    hub_id: str
+    column: str
+    split: str = "test"
+    config: str | None = None
+
+
+NAMED_SETS: dict[str, NamedPromptSet] = {
+    "pickapic": NamedPromptSet("yuvalkirstain/pickapic_v2", "caption", "test_unique"),
+    "drawbench": NamedPromptSet("sayakpaul/drawbench", "Prompts", "train"),
+    "hpdv2": NamedPromptSet("ymhao/HPDv2", "prompt", "test"),
+    "geneval": NamedPromptSet("djghosh/geneval_prompts", "prompt", "train"),
+    "coco": NamedPromptSet("sentence-transformers/coco-captions", "caption1", "train"),
+}
+"""Named prompt sets; a local ``<name>.<suffix>`` file in :func:`prompt_dir` takes precedence over the hub."""
+
+
+class PromptFileError(ValueError):
+    """A prompt file is malformed; the message names the file and the line."""
+
+
+@dataclass
+class PromptList:
+    """Prompts and, when the source provides them, one seed per prompt.
+
+    Attributes:
+        prompts: the prompt texts.
+        seeds: one seed per prompt, or ``None``.
+    """
+
+    prompts: list[str]
+    seeds: list[int] | None = None
+
+    def head(self, limit: int | None) -> PromptList:
+        """The first ``limit`` prompts (all when ``None``)."""
+        if limit is None:
+            return self
+        return PromptList(self.prompts[:limit], None if self.seeds is None else self.seeds[:limit])
+
+
+def prompt_dir() -> Path:
+    """Folder searched for named prompt-set files: ``$GOLDENNOISE_PROMPTS`` or ``~/.cache/goldennoise/prompts``."""
+    return Path(os.environ.get("GOLDENNOISE_PROMPTS", "~/.cache/goldennoise/prompts")).expanduser()
+
+
+def _check_prompt(prompt: object, path: Path, line: int) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise PromptFileError(f"{path}, line {line}: the prompt is missing or empty.")
+    return prompt.strip()
+
+
+def _seed(value: object, path: Path, line: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise PromptFileError(f"{path}, line {line}: seed {value!r} is not an integer.") from None
+
+
+def _finish(path: Path, prompts: list[str], seeds: list[int | None]) -> PromptList:
+    if not prompts:
+        raise PromptFileError(f"Prompt file {path} holds no prompts.")
+    if all(s is None for s in seeds):
+        return PromptList(prompts)
+    if any(s is None for s in seeds):
+        raise PromptFileError(f"Prompt file {path} gives a seed for some prompts but not all.")
+    return PromptList(prompts, [int(s) for s in seeds])
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise PromptFileError(f"{path}, line {line}: not UTF-8 text (byte {err.start}).") from None
+
+
+def _read_txt(path: Path, column: str | None) -> PromptList:
+    prompts = [line.strip() for line in _read_text(path).splitlines() if line.strip()]
+    return _finish(path, prompts, [None] * len(prompts))
+
+
+def _pick_column(columns: list[str], column: str | None, path: Path) -> str:
+    if column is not None:
+        if column not in columns:
+            raise PromptFileError(f"{path} has no column {column!r} (columns: {columns}).")
+        return column
+    for name in PROMPT_COLUMNS:
+        if name in columns:
+            return name
+    raise PromptFileError(f"{path} has none of the prompt columns {list(PROMPT_COLUMNS)}; pass column=.")
+
+
+def _read_jsonl(path: Path, column: str | None) -> PromptList:
+    prompts, seeds, key = [], [], column
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise PromptFileError(f"{path}, line {number}: not valid JSON ({err.msg}).") from None
+        if isinstance(record, str):
+            record = {"prompt": record}
+        if not isinstance(record, dict):
+            raise PromptFileError(f"{path}, line {number}: expected a JSON object or string.")
+        key = key or _pick_column(list(record), None, path)
+        if key not in record:
+            raise PromptFileError(f"{path}, line {number}: no {key!r} field.")
+        prompts.append(_check_prompt(record[key], path, number))
+        seeds.append(None if record.get("seed") is None else _seed(record["seed"], path, number))
+    return _finish(path, prompts, seeds)
+
+
+def _read_csv(path: Path, column: str | None) -> PromptList:
+    rows = csv.reader(_read_text(path).splitlines())
+    header = next(rows, None)
+    if header is None:
+        raise PromptFileError(f"Prompt file {path} holds no prompts.")
+    key = _pick_column(header, column, path)
+    position, seed_at = header.index(key), header.index("seed") if "seed" in header else None
+    prompts, seeds = [], []
+    for number, row in enumerate(rows, start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise PromptFileError(f"{path}, line {number}: {len(row)} fields where the header has {len(header)} "
+                                  "(quote prompts that contain commas).")
+        prompts.append(_check_prompt(row[position], path, number))
+        seeds.append(None if seed_at is None else _seed(row[seed_at], path, number))
+    return _finish(path, prompts, seeds)
+
+
+def _read_parquet(path: Path, column: str | None) -> PromptList:
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+        key = _pick_column(names, column, path)
+        table = pq.read_table(path, columns=[key] + (["seed"] if "seed" in names else []))
+    except PromptFileError:
+        raise
+    except Exception as err:  # pyarrow raises its own ArrowInvalid / OSError family
+        raise PromptFileError(f"{path} is not a readable parquet file ({err}).") from None
+    prompts = [_check_prompt(p, path, i + 1) for i, p in enumerate(table.column(key).to_pylist())]
+    seeds = table.column("seed").to_pylist() if "seed" in names else [None] * len(prompts)
+    return _finish(path, prompts, seeds)
+
+
+READERS = {".txt": _read_txt, ".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
+
+
+def read_prompt_source_file(path: str | Path, column: str | None = None) -> PromptList:
+    """Read prompts (and seeds, if a ``seed`` column exists) from a ``.txt``, ``.csv``, ``.jsonl`` or ``.parquet``.
+
+    Args:
+        path: the file.
+        column: the prompt column of tabular files; default: the first of :data:`PROMPT_COLUMNS` present.
+
+    Raises:
+        PromptFileError: the file is malformed (the message names the line) or holds no prompts.
+    """
+    path = Path(path)
+    if path.suffix not in READERS:
+        raise ValueError(f"Prompt file {path} must end in one of {sorted(READERS)}.")
+    if not path.is_file():
+        raise FileNotFoundError(f"Prompt file {path} does not exist.")
+    return READERS[path.suffix](path, column)
+
+
+def shapes_prompts(split: str = "train", count: int = 256) -> PromptList:
+    """Prompts of the shapes world's ``split`` for seeds ``0…count-1``, each paired with its scene seed."""
+    from goldennoise.shapes import sample_scenes, to_prompt
+
+    seeds = list(range(count))
+    return PromptList([to_prompt(scene.spec) for scene in sample_scenes(seeds, split)], seeds)
+
+
+def load_hub_prompts(hub_id: str, column: str | None, split: str, config: str | None = None) -> PromptList:
+    """Prompts of a Hugging Face dataset (offline-tolerant: the local cache is enough with ``HF_HUB_OFFLINE=1``)."""
+    import datasets
+
+    try:
+        data = datasets.load_dataset(hub_id, config, split=split)
+    except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, DatasetNotFoundError)
+        raise FileNotFoundError(
+            f"Prompt dataset '{hub_id}' (split {split!r}) is neither cached nor reachable "
+            f"({type(err).__name__}); download it where the hub is reachable or pass a local prompt file.") from None
+    key = _pick_column(list(data.column_names), column, Path(hub_id))
+    prompts = [p.strip() for p in data[key] if isinstance(p, str) and p.strip()]
+    seeds = [int(s) for s in data["seed"]] if "seed" in data.column_names and len(prompts) == len(data) else None
+    return PromptList(prompts, seeds)
+
+
+def _named(name: str, column: str | None, split: str | None) -> PromptList:
+    for suffix in FILE_SUFFIXES:
+        local = prompt_dir() / f"{name}{suffix}"
+        if local.is_file():
+            return read_prompt_source_file(local, column)
+    spec = NAMED_SETS[name]
+    try:
+        return load_hub_prompts(spec.hub_id, column or spec.column, split or spec.split, spec.config)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"Named prompt set '{name}' is not available here: put {name}.txt/.csv/.jsonl/.parquet in "
+            f"{prompt_dir()} or cache the dataset '{spec.hub_id}' where the hub is reachable.") from None
+
+
+def load_prompts(source: str | Path, column: str | None = None, split: str | None = None,
+                 limit: int | None = None) -> PromptList:
+    """Resolve a prompt source (file, ``shapes:<split>[:<count>]``, named set or hub id); see the module docstring.
+
+    Args:
+        source: what to read.
+        column: prompt column for tabular sources.
+        split: dataset split for hub sources (named sets have their own default).
+        limit: keep only the first ``limit`` prompts.
+    """
+    text = str(source)
+    if text.startswith("shapes:"):
+        _, split_name, *count = text.split(":")
+        return shapes_prompts(split_name, int(count[0]) if count else 256).head(limit)
+    if Path(text).expanduser().suffix in READERS or Path(text).expanduser().exists():
+        return read_prompt_source_file(Path(text).expanduser(), column).head(limit)
+    if text in NAMED_SETS:
+        return _named(text, column, split).head(limit)
+    if text.count("/") == 1:
+        return load_hub_prompts(text, column, split or "train").head(limit)
+    raise FileNotFoundError(f"Prompt source '{text}' is not a file, a named set {sorted(NAMED_SETS)}, "
+                            "'shapes:<split>' or a Hugging Face dataset id.")

@@ -1,0 +1,212 @@
+"""``NoisePairDataModule``: the noise prompt dataset (NPD) that NPNet trains on, loaded lazily from shards.
+
+NPNet (Zhou et al., 2024, arXiv 2411.09502) learns ``x_T → x'_T`` from pairs collected by re-denoise sampling
+(``../shared/docs/npnet.md`` §2). Pairs are kept only when the golden-noise image beats the random-noise image:
+the paper keeps a pair iff ``s0 + m < s0'`` (§2.3); the official code uses m = 0, strict. The filter is applied
+here, at load time, so it can change without re-collection.
+
+Contract (with the NPNet LightningModule). Every batch is a dict:
+
+* ``"noise"``: (B, C, h, w) float32, the random source noise x_T;
+* ``"target"``: (B, C, h, w) float32, the golden noise x'_T;
+* ``"prompt_embeds"``: (B, L, D) float32, the cached ``cond.embeds`` of ``Backbone.encode_prompt`` for each
+  sample's *own* prompt (not ``prompt[0]`` of the batch, official bug §4.1);
+* ``"prompt"``: list[str] of B prompts;
+* ``"seed"``: (B,) int64.
+
+Loading never holds the set in RAM: shard headers give the index, tensors are memory-mapped one row at a time
+(safetensors), and embeddings come from the per-dataset cache (:mod:`goldennoise.data.npd_embeddings`), built once
+in ``prepare_data`` from the ``backbone`` when absent.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import lightning as L
+import torch
+from safetensors import safe_open
+from torch.utils.data import DataLoader, Dataset
+
+from goldennoise.data.npd_embeddings import EmbeddingCache, build_embedding_cache, cache_dir, cached_backbones
+from goldennoise.data.npd_store import Shard, iter_shards
+
+
+def score_names(shards: list[Shard]) -> list[str]:
+    """Score names present in the first record of the dataset."""
+    return sorted(shards[0].records[0].get("scores", {})) if shards and shards[0].records else []
+
+
+def keep_pair(record: dict, metric: str, margin: float | None) -> bool:
+    """The margin filter: keep iff ``golden − random > margin`` on ``metric`` (``margin=None`` keeps everything)."""
+    if margin is None:
+        return True
+    random, golden = record["scores"][metric]
+    return golden - random > margin
+
+
+class NoisePairDataset(Dataset):
+    """Pairs addressed as (shard file, row); tensors are read on access through cached memory maps.
+
+    Args:
+        entries: ``(shard path, row, prompt, seed)`` per pair.
+        embeddings: the prompt-embedding cache.
+        max_open: shard handles kept open per process (least recently used are closed).
+    """
+
+    def __init__(self, entries: list[tuple[Path, int, str, int]], embeddings: EmbeddingCache, max_open: int = 64):
+        self.entries, self.embeddings, self.max_open = entries, embeddings, max_open
+        self._handles: OrderedDict[Path, object] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handles": OrderedDict()}
+
+    def _handle(self, path: Path):
+        if path in self._handles:
+            self._handles.move_to_end(path)
+        else:
+            self._handles[path] = safe_open(str(path), framework="pt")
+            if len(self._handles) > self.max_open:
+                self._handles.popitem(last=False)
+        return self._handles[path]
+
+    def __getitem__(self, i: int) -> dict:
+        path, row, prompt, seed = self.entries[i]
+        handle = self._handle(path)
+        return {
+            "noise": handle.get_slice("noise")[row:row + 1][0].float(),  # (C, h, w)
+            "target": handle.get_slice("target")[row:row + 1][0].float(),  # (C, h, w)
+            "prompt_embeds": self.embeddings.get(prompt),  # (L, D)
+            "prompt": prompt,
+            "seed": seed,
+        }
+
+
+class NoisePairDataModule(L.LightningDataModule):
+    """NPD pairs from a dataset folder, margin-filtered and split deterministically (see the module docstring).
+
+    Args:
+        path: dataset folder written by ``goldennoise collect`` or
+            :func:`~goldennoise.data.npd_official.import_official`.
+        metric: score name the margin filter reads (e.g. ``"hpsv2"``); default: the only score stored.
+        margin: keep a pair iff golden score − random score > margin (npnet.md §2.3: official m = 0, strict);
+            ``None`` keeps every pair.
+        val_fraction: share of the pairs (drawn before filtering, so the split is stable across margins) held out.
+        split_seed: seed of the train/validation permutation.
+        batch_size: pairs per batch (official: 64).
+        num_workers: DataLoader workers.
+        backbone: backbone whose text encoders give the embeddings (built-in name, hub id or folder); needed only
+            when the dataset has no cache for it; default: the dataset's single cache or collection backbone.
+        backbone_dtype: weight dtype when the backbone must be loaded to build the cache.
+        embed_batch_size: prompts per text-encoder call when building the cache.
+        embed_device: device of that one-off encoding pass; default: the current accelerator, else the CPU.
+        on_bad_shard: ``"error"`` (raise, naming the file) or ``"skip"`` (warn and load the other shards).
+        pin_memory: pin batches in page-locked memory.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        metric: str | None = None,
+        margin: float | None = 0.0,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        backbone: str | None = None,
+        backbone_dtype: str = "float32",
+        embed_batch_size: int = 32,
+        embed_device: str | None = None,
+        on_bad_shard: str = "error",
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
+        self.path, self.metric, self.margin = Path(path), metric, margin
+        self.val_fraction, self.split_seed = val_fraction, split_seed
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.backbone, self.backbone_dtype, self.embed_batch_size = backbone, backbone_dtype, embed_batch_size
+        self.embed_device = embed_device
+        self.on_bad_shard = on_bad_shard
+
+    # --- index --------------------------------------------------------------------------------------------------
+
+    def _shards(self) -> list[Shard]:
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"NPD dataset folder {self.path} does not exist; run `goldennoise collect` first.")
+        shards = list(iter_shards(self.path, self.on_bad_shard))
+        if not shards:
+            raise FileNotFoundError(f"NPD dataset folder {self.path} holds no readable shards.")
+        return shards
+
+    def _backbone_name(self, shards: list[Shard]) -> str:
+        if self.backbone is not None:
+            return self.backbone
+        cached = cached_backbones(self.path)
+        if len(cached) == 1:
+            return cached[0]
+        return shards[0].backbone
+
+    def _metric(self, shards: list[Shard]) -> str:
+        names = score_names(shards)
+        if self.metric is not None:
+            if self.metric not in names:
+                raise ValueError(f"Score {self.metric!r} is not in the dataset {self.path} (scores: {names}).")
+            return self.metric
+        if self.margin is not None and len(names) != 1:
+            raise ValueError(f"The dataset {self.path} stores scores {names}; choose the filter's one with metric=.")
+        return names[0] if names else ""
+
+    # --- Lightning hooks ----------------------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Build the prompt-embedding cache once (on one process) if it is missing or incomplete."""
+        shards = self._shards()
+        name = self._backbone_name(shards)
+        prompts = [r["prompt"] for s in shards for r in s.records]
+        folder = cache_dir(self.path, name)
+        if (folder / "manifest.json").is_file() and not EmbeddingCache(folder).missing(prompts):
+            return
+        from goldennoise.backbones import load_backbone
+
+        device = self.embed_device or (torch.accelerator.current_accelerator(check_available=True) or "cpu")
+        backbone = load_backbone(name, dtype=self.backbone_dtype, device=device)
+        build_embedding_cache(self.path, name, backbone, prompts, batch_size=self.embed_batch_size)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Index the shards, split all pairs with ``split_seed``, then apply the margin filter to each split."""
+        shards = self._shards()
+        metric = self._metric(shards)
+        embeddings = EmbeddingCache(cache_dir(self.path, self._backbone_name(shards)))
+        pairs = [(s.path, row, r) for s in shards for row, r in enumerate(s.records)]
+        missing = embeddings.missing([r["prompt"] for _, _, r in pairs])
+        if missing:
+            raise RuntimeError(f"The embedding cache of {self.path} lacks {len(missing)} prompts; run prepare_data().")
+        order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(self.split_seed)).tolist()
+        n_val = round(self.val_fraction * len(pairs))
+        self.total_pairs = len(pairs)
+        split = {"val": sorted(order[:n_val]), "train": sorted(order[n_val:])}
+        for name, indices in split.items():
+            entries = [(pairs[i][0], pairs[i][1], pairs[i][2]["prompt"], int(pairs[i][2]["seed"]))
+                       for i in indices if keep_pair(pairs[i][2], metric, self.margin)]
+            setattr(self, f"{name}_set", NoisePairDataset(entries, embeddings))
+        kept = len(self.train_set) + len(self.val_set)
+        self.kept_fraction = kept / len(pairs)
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()

@@ -29,6 +29,16 @@ COMMANDS: dict[str, Callable[[list[str]], object]] = {}
 """Non-trainer subcommands by name; each receives the arguments after its name."""
 
 
+def _collect(argv: list[str]) -> object:
+    """``collect``: NPD collection (imported on use, so the trainer CLI does not load it)."""
+    from goldennoise.collection.cli import collect_command
+
+    return collect_command(argv)
+
+
+COMMANDS["collect"] = _collect
+
+
 class MLflowSaveConfigCallback(SaveConfigCallback):
     """Log the resolved config to every MLflow logger: the text as artifact ``config.yaml``, the values as params.
 

@@ -13,6 +13,7 @@ from goldennoise.noise.npnet import PRESETS, SMALL_SWIN, NPNet, NPNetConfig, Swi
 from goldennoise.noise.npnet_checkpoint import (
     config_from_state,
     export_npnet,
+    init_swin_from_imagenet,
     load_npnet,
     read_npnet_state,
     save_npnet_state,
@@ -30,6 +31,7 @@ __all__ = [
     "config_from_state",
     "encode_for_npnet",
     "export_npnet",
+    "init_swin_from_imagenet",
     "load_npnet",
     "read_npnet_state",
     "save_npnet_state",

@@ -173,3 +173,38 @@ def export_npnet(source: NPNet | StateDict | str | Path, path: str | Path,
     else:
         state = source
     return save_npnet_state(state, path, layout)
+
+
+IMAGENET_SWIN = "swin_tiny_patch4_window7_224.ms_in1k"
+"""timm name of the ImageNet-1k Swin-T the official training starts from (hub ``timm/<name>``)."""
+
+
+def init_swin_from_imagenet(net: NPNet, weights: str | Path | None = None) -> NPNet:
+    """Load ImageNet-1k Swin-T weights into ``net.unet_embedding.swin`` (the official training init, §1.4).
+
+    Only for training from scratch: a loaded NPNet checkpoint already holds its Swin. Offline without a cached copy
+    this raises a :class:`MissingWeightsError`; train from a random Swin instead (``swin_init="random"`` of
+    :class:`~goldennoise.lit.npnet.NPNetModule`) or pass a local file.
+
+    Args:
+        net: an NPNet whose residual branch is exactly Swin-T at 224 (:attr:`SwinConfig.is_swin_tiny`).
+        weights: a local timm checkpoint of ``swin_tiny_patch4_window7_224`` (``model.safetensors`` or ``.pth``);
+            ``None`` uses the Hugging Face hub (cache first).
+    """
+    import timm
+
+    if not net.config.swin.is_swin_tiny:
+        raise ValueError("ImageNet Swin weights exist only for Swin-T at 224 px; this NPNet has a custom Swin, "
+                         "so use a random Swin initialisation.")
+    overlay = {"pretrained_cfg_overlay": {"file": str(weights)}} if weights is not None else {}
+    if weights is not None and not Path(weights).is_file():
+        raise MissingWeightsError(f"No Swin-T weights at '{weights}'; pass a timm checkpoint of {IMAGENET_SWIN}.")
+    try:
+        reference = timm.create_model(IMAGENET_SWIN, pretrained=True, **overlay)
+    except Exception as err:  # offline hub, no cache, network failures: all mean "not available here"
+        raise MissingWeightsError(
+            f"ImageNet Swin-T weights timm/{IMAGENET_SWIN} are not available ({type(err).__name__}); run "
+            f"`hf download timm/{IMAGENET_SWIN}` where the hub is reachable, or train with swin_init='random'.",
+        ) from err
+    net.unet_embedding.swin.load_state_dict(reference.state_dict(), strict=True)
+    return net

@@ -8,23 +8,17 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from goldennoise.data.prompt_sources import load_prompts, read_prompt_source_file
 from goldennoise.sampling import parse_seeds
 
 
-def read_prompt_file(path: str | Path) -> list[str]:
-    """Read one prompt per line from a UTF-8 ``.txt`` file, skipping blank lines."""
-    path = Path(path)
-    if path.suffix != ".txt":
-        raise ValueError(f"Prompt file {path} must be a .txt file with one prompt per line.")
-    if not path.is_file():
-        raise FileNotFoundError(f"Prompt file {path} does not exist.")
-    try:
-        prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError as err:
-        raise ValueError(f"Prompt file {path} is not UTF-8 text (byte {err.start}).") from None
-    if not prompts:
-        raise ValueError(f"Prompt file {path} holds no prompts.")
-    return prompts
+def read_prompt_file(path: str | Path, column: str | None = None) -> list[str]:
+    """Read prompts from a ``.txt`` (one a line), ``.csv``, ``.jsonl`` or ``.parquet`` file.
+
+    A malformed file raises :class:`~goldennoise.data.prompt_sources.PromptFileError` naming the line; see
+    :func:`~goldennoise.data.prompt_sources.read_prompt_source_file`.
+    """
+    return read_prompt_source_file(path, column).prompts
 
 
 class PromptSeedDataset(Dataset):
@@ -46,7 +40,9 @@ class PromptSeedDataModule(L.LightningDataModule):
 
     Args:
         prompts: the prompts, given inline.
-        prompt_file: or a ``.txt`` file with one prompt per line (used when ``prompts`` is empty).
+        prompt_file: or a prompt source (used when ``prompts`` is empty): a txt/csv/jsonl/parquet file, a named set,
+            ``shapes:<split>[:<count>]`` or a Hugging Face dataset id (see
+            :func:`~goldennoise.data.prompt_sources.load_prompts`).
         seeds: seed list such as ``"0-7,100"``; every prompt is paired with every seed.
         val_fraction: share of pairs held out for validation (at least one pair when positive).
         batch_size: pairs per batch.
@@ -69,7 +65,7 @@ class PromptSeedDataModule(L.LightningDataModule):
             raise ValueError("PromptSeedDataModule needs prompts or a prompt_file.")
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
-        self.prompts = list(prompts) if prompts else read_prompt_file(prompt_file)
+        self.prompts = list(prompts) if prompts else load_prompts(prompt_file).prompts
         self.seeds = parse_seeds(seeds)
         self.val_fraction, self.split_seed = val_fraction, split_seed
         self.batch_size, self.num_workers = batch_size, num_workers

@@ -1,0 +1,162 @@
+"""NPD storage and NoisePairDataModule on synthetic shards: batch contract, margin filter, split, bad data, import."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from goldennoise.backbones import PromptEmbeds
+from goldennoise.data.npd import NoisePairDataModule, NoisePairDataset
+from goldennoise.data.npd_embeddings import build_embedding_cache
+from goldennoise.data.npd_official import import_official
+from goldennoise.data.npd_store import NPDShardError, iter_shards, read_shard_header, shard_path, write_shard
+
+SHAPE = (4, 8, 8)
+
+
+class FakeTextBackbone:
+    """encode_prompt stand-in: prompt p embeds to a constant (3, 5) tensor of value code(p)."""
+
+    @staticmethod
+    def code(prompt: str) -> float:
+        return float(sum(map(ord, prompt)) % 997)
+
+    def encode_prompt(self, prompts):
+        embeds = torch.stack([torch.full((3, 5), self.code(p)) for p in prompts])
+        return PromptEmbeds(embeds), PromptEmbeds(torch.zeros_like(embeds))
+
+
+def make_dataset(folder, scores, prompts=None, shard_size=4, embed=True):
+    """Shards of len(scores) pairs: pair i has seed 100+i, noise ≡ i, target ≡ -i, scores {'hps': scores[i]}."""
+    n = len(scores)
+    prompts = prompts or [f"prompt {i % 3}" for i in range(n)]
+    for k, start in enumerate(range(0, n, shard_size)):
+        rows = range(start, min(start + shard_size, n))
+        records = [{"index": i, "seed": 100 + i, "prompt": prompts[i], "prompt_id": i % 3,
+                    "scores": {"hps": list(scores[i])}} for i in rows]
+        tensors = {"noise": torch.stack([torch.full(SHAPE, float(i)) for i in rows]).half(),
+                   "target": torch.stack([torch.full(SHAPE, -float(i)) for i in rows]),
+                   "seed": torch.tensor([100 + i for i in rows]), "index": torch.tensor(list(rows))}
+        write_shard(shard_path(folder, k), tensors, records, "fake", "h")
+    if embed:
+        build_embedding_cache(folder, "fake", FakeTextBackbone(), prompts, part_size=2)
+    return folder
+
+
+def datamodule(folder, **kwargs):
+    dm = NoisePairDataModule(str(folder), **{"val_fraction": 0.0, "batch_size": 4, **kwargs})
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_batch_contract_and_per_sample_embeddings(tmp_path):
+    make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 6)
+    dm = datamodule(tmp_path / "npd", margin=None)
+    batch = next(iter(dm.val_dataloader() if len(dm.val_set) else torch.utils.data.DataLoader(
+        dm.train_set, batch_size=6)))
+    assert batch["noise"].shape == (6, *SHAPE) and batch["noise"].dtype == torch.float32
+    assert batch["target"].shape == (6, *SHAPE) and batch["target"].dtype == torch.float32
+    assert batch["prompt_embeds"].shape == (6, 3, 5) and batch["prompt_embeds"].dtype == torch.float32
+    assert batch["seed"].dtype == torch.int64
+    for i in range(6):
+        index = int(batch["seed"][i]) - 100
+        assert torch.equal(batch["noise"][i], torch.full(SHAPE, float(index)))
+        assert torch.equal(batch["target"][i], torch.full(SHAPE, -float(index)))
+        assert torch.equal(batch["prompt_embeds"][i], torch.full((3, 5), FakeTextBackbone.code(batch["prompt"][i])))
+
+
+def test_dataset_holds_addresses_not_tensors(tmp_path):
+    make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 5)
+    dataset = datamodule(tmp_path / "npd", margin=None).train_set
+    assert isinstance(dataset, NoisePairDataset)
+    assert all(not isinstance(v, torch.Tensor) for entry in dataset.entries for v in entry)
+    assert not dataset._handles  # nothing opened until an item is read
+    dataset[0]
+    assert len(dataset._handles) == 1
+
+
+@pytest.mark.parametrize("margin", [None, -0.5, 0.0, 0.25, 1.0])
+def test_margin_filter_keeps_exactly_golden_minus_random_above_m(tmp_path, margin):
+    scores = [(0.0, 0.5), (0.5, 0.0), (1.0, 1.0), (0.0, 0.25), (0.2, 1.3), (0.0, -0.5), (0.3, 0.3), (0.0, 2.0)]
+    make_dataset(tmp_path / "npd", scores)
+    dm = datamodule(tmp_path / "npd", margin=margin, metric="hps")
+    kept = sorted(seed - 100 for _, _, _, seed in dm.train_set.entries)
+    assert kept == [i for i, (r, g) in enumerate(scores) if margin is None or g - r > margin]
+
+
+def test_split_is_deterministic_disjoint_and_stable_across_margins(tmp_path):
+    scores = [(0.0, float(i % 2)) for i in range(20)]
+    make_dataset(tmp_path / "npd", scores)
+    split = lambda dm: ({e[3] for e in dm.train_set.entries}, {e[3] for e in dm.val_set.entries})  # noqa: E731
+    a = split(datamodule(tmp_path / "npd", margin=None, val_fraction=0.25, split_seed=3))
+    b = split(datamodule(tmp_path / "npd", margin=None, val_fraction=0.25, split_seed=3))
+    c = split(datamodule(tmp_path / "npd", margin=0.0, val_fraction=0.25, split_seed=3))
+    assert a == b and len(a[1]) == 5 and not a[0] & a[1]
+    assert c[0] <= a[0] and c[1] <= a[1]  # filtering never moves a pair across the split
+    assert split(datamodule(tmp_path / "npd", margin=None, val_fraction=0.25, split_seed=4)) != a
+
+
+def test_truncated_shard_names_the_file_or_is_skipped(tmp_path):
+    folder = make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 12)
+    bad = shard_path(folder, 1)
+    bad.write_bytes(bad.read_bytes()[:-100])
+    with pytest.raises(NPDShardError, match="shard-000001.safetensors"):
+        datamodule(folder, margin=None)
+    with pytest.warns(UserWarning, match="shard-000001.safetensors"):
+        dm = datamodule(folder, margin=None, on_bad_shard="skip")
+    assert sorted(e[3] - 100 for e in dm.train_set.entries) == [0, 1, 2, 3, 8, 9, 10, 11]
+    assert dm.train_set[0]["noise"].shape == SHAPE
+
+
+@pytest.mark.parametrize("damage", ["empty", "garbage_header", "not_npd"])
+def test_corrupt_shards_name_the_file(tmp_path, damage):
+    folder = make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 8)
+    bad = shard_path(folder, 0)
+    if damage == "empty":
+        bad.write_bytes(b"")
+    elif damage == "garbage_header":
+        bad.write_bytes((20).to_bytes(8, "little") + b"{not json at all!!!}")
+    else:
+        from safetensors.torch import save_file
+        save_file({"x": torch.zeros(2)}, str(bad))
+    with pytest.raises(NPDShardError, match="shard-000000"):
+        read_shard_header(bad)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert [len(s) for s in iter_shards(folder, on_bad="skip")] == [4]
+
+
+def test_missing_dataset_folder_is_one_clear_sentence(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist; run `goldennoise collect` first"):
+        datamodule(tmp_path / "nowhere")
+
+
+def test_official_import_reads_npz_and_score_jsonl(tmp_path):
+    npz_dir = tmp_path / "official"
+    npz_dir.mkdir()
+    rng = np.random.default_rng(0)
+    lines, expected = [], {}
+    for index, seed in [(0, 11), (1, 7), (2, 5)]:
+        source = rng.standard_normal((1, 4, 8, 8)).astype(np.float16)
+        target = rng.standard_normal((1, 4, 8, 8)).astype(np.float16)
+        np.savez(npz_dir / f"{index}_{seed}.npz", source, target, np.array(index))
+        expected[seed] = (source[0], target[0])
+        lines.append(json.dumps({"index": index, "seed": seed, "caption": f"caption {index}",
+                                 "original_score_list": [0.25], "optimized_score_list": [0.25 + index / 10 - 0.1]}))
+    (tmp_path / "scores.json").write_text("\n".join(lines) + "\n")
+    assert import_official(npz_dir, tmp_path / "scores.json", tmp_path / "npd", backbone="fake", shard_size=2) == 3
+    build_embedding_cache(tmp_path / "npd", "fake", FakeTextBackbone(), ["caption 0", "caption 1", "caption 2"])
+    dm = datamodule(tmp_path / "npd", margin=0.0)  # official filter: original < optimized, strict
+    assert sorted(e[2] for e in dm.train_set.entries) == ["caption 2"]
+    item = dm.train_set[0]
+    assert torch.equal(item["noise"], torch.from_numpy(expected[5][0]).float())
+    assert torch.equal(item["target"], torch.from_numpy(expected[5][1]).float())
+    assert (tmp_path / "npd" / "index.parquet").is_file()
+
+
+def test_write_shard_leaves_no_temporary(tmp_path):
+    make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 3, embed=False)
+    assert [p.name for p in (tmp_path / "npd" / "shards").iterdir()] == ["shard-000000.safetensors"]

@@ -1,0 +1,71 @@
+"""NPD collection on tiny backbones: the stored target is a hand-computed re-denoise step (both conventions)."""
+
+import importlib
+
+import pytest
+import torch
+
+from goldennoise.collection import CollectConfig, ScorerSpec, collect, unet_evals_per_pair
+from goldennoise.data.npd_store import iter_shards, load_shard_tensors
+from goldennoise.sampling import noise_for_seeds
+
+# npnet.md §2.2 table, N = 10: official 701 → 801 (a 0.668, b 0.342); textbook 801 → 901 (a 0.619, b 0.385)
+LEVELS = {"official": (701, 801, 0.668, 0.342), "textbook": (801, 901, 0.619, 0.385)}
+
+
+def hand_redenoise(backbone, prompts, seeds, convention, w_l=5.5, w_w=1.0, size=16):
+    """x'_T = a·x_{t1} + b·ε̂^{ω_w}(x_{t1}, t0), every term spelled out (npnet.md §2.2 step 2)."""
+    ab = backbone.alphas_cumprod.double()
+    source, target, a_table, b_table = LEVELS[convention]
+    a = (ab[target] / ab[source]).sqrt()
+    b = (1 - ab[target]).sqrt() - a * (1 - ab[source]).sqrt()
+    assert abs(a - a_table) < 1e-3 and abs(b - b_table) < 1e-3
+    t0 = torch.tensor(901)
+    x = noise_for_seeds(seeds, backbone.latent_shape(size, size), dtype=torch.float16).float()  # (B, 4, h, w)
+    cond, uncond = backbone.encode_prompt(prompts)
+    eps_c, eps_u = backbone.predict_noise(x, t0, cond), backbone.predict_noise(x, t0, cond, uncond, guidance_scale=0.0)
+    eps1 = eps_u + w_l * (eps_c - eps_u)
+    x0 = (x - (1 - ab[901]).sqrt().float() * eps1) / ab[901].sqrt().float()
+    x_t1 = ab[801].sqrt().float() * x0 + (1 - ab[801]).sqrt().float() * eps1
+    eps2 = backbone.predict_noise(x_t1, t0, cond) if w_w == 1.0 else None
+    return x, a.float() * x_t1 + b.float() * eps2
+
+
+def run_collection(tmp_path, backbone_name, convention, **overrides):
+    config = CollectConfig(output_dir=str(tmp_path / convention), backbone=backbone_name, prompts=["a red fox"],
+                           seeds="3,8", num_steps=10, image_size=16, convention=convention, batch_size=2,
+                           shard_size=2, storage_dtype="float32", scorers=[ScorerSpec("hpsv2", model="tiny")],
+                           progress=False, accelerator="cpu", **overrides)
+    summary = collect(config)
+    (shard,) = list(iter_shards(config.output_dir))
+    return summary, shard, load_shard_tensors(shard.path)
+
+
+@pytest.mark.parametrize(("backbone_name", "convention"), [("tiny-sdxl", "official"), ("tiny-sd", "textbook")])
+def test_stored_target_is_the_hand_computed_redenoise_step(tmp_path, backbone_name, convention, request, monkeypatch):
+    backbone = request.getfixturevalue(backbone_name.replace("-", "_"))
+    if backbone_name == "tiny-sd":  # the images do not enter the target: skip their 40 UNet calls on this backbone
+        module = importlib.import_module("goldennoise.collection.collect")  # the package re-exports `collect()`
+        monkeypatch.setattr(module, "sample_ddim", lambda denoiser, noise, schedule: noise)
+    summary, shard, tensors = run_collection(tmp_path, backbone_name, convention)
+    x, expected = hand_redenoise(backbone, ["a red fox"] * 2, [3, 8], convention)
+    assert torch.equal(tensors["noise"], x)  # fp16 per-seed CPU noise, stored exactly
+    torch.testing.assert_close(tensors["target"], expected, atol=1e-5, rtol=1e-5)
+    assert tensors["seed"].tolist() == [3, 8] and tensors["index"].tolist() == [0, 1]
+    assert [r["prompt"] for r in shard.records] == ["a red fox"] * 2
+    assert shard.backbone == backbone_name and len(shard.config_hash) == 16
+    scores = [r["scores"]["hpsv2"] for r in shard.records]
+    assert all(len(s) == 2 and s[0] != s[1] for s in scores)  # both images scored (from x_T and x'_T), they differ
+    kept = sum(g - r > 0 for r, g in scores)
+    assert summary["count"] == 2 and summary["kept_fraction"] == kept / 2
+
+
+def test_conventions_give_different_targets(tiny_sd):
+    _, official = hand_redenoise(tiny_sd, ["a red fox"], [3], "official")
+    _, textbook = hand_redenoise(tiny_sd, ["a red fox"], [3], "textbook")
+    assert not torch.allclose(official, textbook, atol=1e-3)
+
+
+def test_unet_evaluations_per_pair():
+    assert unet_evals_per_pair(CollectConfig(num_steps=10)) == 2 + 1 + 2 * 10 * 2
+    assert unet_evals_per_pair(CollectConfig(num_steps=4, denoise_guidance=1.0, repeats=2)) == 2 * 2 + 8

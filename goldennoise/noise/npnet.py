@@ -270,6 +270,10 @@ class NPNet(NoiseMethod):
         self.text_embedding = TextAdaGroupNorm(cfg.text_len * cfg.text_dim, c)
         self.alpha = nn.Parameter(torch.zeros(1))
         self.beta = nn.Parameter(torch.zeros(1))
+        # never called (kept for strict loading): frozen, so DDP sees no unused trainable parameters and the
+        # optimiser leaves them as loaded, as the official training does (their gradients are None there)
+        self.unet_svd.bn.requires_grad_(False)
+        self.unet_embedding.swin.head.requires_grad_(False)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: object) -> NPNet:

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from goldennoise.noise import PRESETS, NPNetConfig
 
@@ -32,14 +32,21 @@ class SyntheticPairs(Dataset):
 
 
 class SyntheticPairDataModule(L.LightningDataModule):
-    """Train and validation loaders over :class:`SyntheticPairs`, unshuffled (so DDP shards are predictable)."""
+    """Train and validation loaders over :class:`SyntheticPairs`, unshuffled.
+
+    Under DDP (with ``use_distributed_sampler=False``) rank r takes samples r, r + W, ..., so step j of W ranks with
+    batch b covers exactly the samples of step j of one process with batch W·b.
+    """
 
     def __init__(self, size: int = 32, batch_size: int = 4, config: NPNetConfig = SMALL) -> None:
         super().__init__()
         self.size, self.batch_size, self.config = size, batch_size, config
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(SyntheticPairs(self.size, self.config), batch_size=self.batch_size, shuffle=False)
+        data = SyntheticPairs(self.size, self.config)
+        world = self.trainer.world_size if self.trainer is not None else 1
+        sampler = DistributedSampler(data, world, self.trainer.global_rank, shuffle=False) if world > 1 else None
+        return DataLoader(data, batch_size=self.batch_size, shuffle=False, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(SyntheticPairs(8, self.config, seed=1), batch_size=self.batch_size, shuffle=False)

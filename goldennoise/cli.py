@@ -74,6 +74,26 @@ class GoldenNoiseCLI(LightningCLI):
         )
 
 
+    def after_fit(self) -> None:
+        """Tell the user what the run achieved and where it went."""
+        if self.trainer.is_global_zero:
+            print(run_summary(self.trainer))
+
+
+def run_summary(trainer: Trainer) -> str:
+    """Final logged metrics, the MLflow run and the best checkpoint of a finished fit, one per line."""
+    metrics = ", ".join(f"{k} {float(v):.4g}" for k, v in sorted(trainer.callback_metrics.items()))
+    lines = [f"final metrics: {metrics or 'none logged'}"]
+    for logger in trainer.loggers:
+        if isinstance(logger, MLFlowLogger):
+            experiment = logger.experiment.get_experiment(logger.experiment_id).name
+            lines.append(f"MLflow run {logger.run_id} in experiment '{experiment}' ({logger.experiment.tracking_uri})")
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.best_model_path:
+        lines.append(f"checkpoint: {checkpoint.best_model_path}")
+    return "\n".join(lines)
+
+
 def main(args: list[str] | None = None) -> object:
     """Entry point; ``args`` defaults to ``sys.argv[1:]``, so tests call ``main([...])``."""
     argv = sys.argv[1:] if args is None else list(args)

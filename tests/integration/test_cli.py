@@ -37,6 +37,8 @@ def test_smoke_config_runs_as_a_module_and_logs_to_mlflow(tmp_path):
     checkpoints = list((tmp_path / "runs").glob(f"*/{run['run_id']}/checkpoints/*.ckpt"))
     assert len(checkpoints) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlruns", "mlruns.db", "runs"]
+    assert f"MLflow run {run['run_id']} in experiment 'smoke'" in result.stdout  # the closing summary
+    assert f"checkpoint: {checkpoints[0].relative_to(tmp_path)}" in result.stdout
 
 
 def test_configs_compose_and_dotted_flags_win(tmp_path):

@@ -96,3 +96,9 @@ def test_missing_backbone_gives_one_sentence(capsys):
     assert info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: No model folder at '/no/such/model'")
+
+
+def test_validate_subcommand_logs_validation_metrics():
+    main(["validate", "--config", SMOKE, "--data.init_args.seeds=0-1"])
+    run = smoke_runs().iloc[0]
+    assert run["metrics.val/mse"] == pytest.approx(run["metrics.val/identity_mse"])  # untrained: the identity map

@@ -162,9 +162,20 @@ def collect_rank(config: CollectConfig, rank: int, world: int, device: torch.dev
         seconds, collected = time.perf_counter() - start, pairs
         bar.close()
     barrier()
+    collected, seconds = _sum_over_ranks(collected, seconds, world)
     if rank != 0:
         return None
     return finalize(config, backbone, len(items), collected, seconds)
+
+
+def _sum_over_ranks(collected: int, seconds: float, world: int) -> tuple[int, float]:
+    """Pairs collected by all ranks in this run and the slowest rank's time (a no-op for one process)."""
+    if world == 1 or not torch.distributed.is_initialized():
+        return collected, seconds
+    count, slowest = torch.tensor([collected], dtype=torch.float64), torch.tensor([seconds], dtype=torch.float64)
+    torch.distributed.all_reduce(count)
+    torch.distributed.all_reduce(slowest, op=torch.distributed.ReduceOp.MAX)
+    return int(count.item()), float(slowest.item())
 
 
 def finalize(config: CollectConfig, backbone, expected: int, collected: int, seconds: float) -> dict:

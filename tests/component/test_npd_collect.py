@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from goldennoise.collection import CollectConfig, ScorerSpec, collect, unet_evals_per_pair
+from goldennoise.data.npd import NoisePairDataModule
 from goldennoise.data.npd_store import iter_shards, load_shard_tensors
 from goldennoise.sampling import noise_for_seeds
 
@@ -58,6 +59,25 @@ def test_stored_target_is_the_hand_computed_redenoise_step(tmp_path, backbone_na
     assert all(len(s) == 2 and s[0] != s[1] for s in scores)  # both images scored (from x_T and x'_T), they differ
     kept = sum(g - r > 0 for r, g in scores)
     assert summary["count"] == 2 and summary["kept_fraction"] == kept / 2
+
+
+def test_datamodule_reads_a_collection_with_each_prompts_own_embedding(tmp_path, tiny_sd, monkeypatch):
+    module = importlib.import_module("goldennoise.collection.collect")
+    monkeypatch.setattr(module, "sample_ddim", lambda denoiser, noise, schedule: noise)  # images are not read here
+    config = CollectConfig(output_dir=str(tmp_path / "npd"), backbone="tiny-sd", prompts=["a red fox", "a blue jay"],
+                           seeds="0-2", num_steps=2, image_size=16, batch_size=4, shard_size=4,
+                           storage_dtype="float16", scorers=[ScorerSpec("hpsv2", model="tiny")], progress=False,
+                           accelerator="cpu")
+    collect(config)
+    dm = NoisePairDataModule(config.output_dir, margin=None, val_fraction=0.0, batch_size=6)
+    dm.prepare_data()  # the cache written by collect is complete: no backbone is loaded
+    dm.setup("fit")
+    batch = next(iter(torch.utils.data.DataLoader(dm.train_set, batch_size=6)))
+    assert batch["noise"].dtype == batch["target"].dtype == batch["prompt_embeds"].dtype == torch.float32
+    expected = tiny_sd.encode_prompt(batch["prompt"])[0].embeds  # (6, 77, D), per sample
+    torch.testing.assert_close(batch["prompt_embeds"], expected.half().float())
+    pairs = sorted(zip(batch["prompt"], batch["seed"].tolist(), strict=True))
+    assert pairs == [(p, s) for p in ["a blue jay", "a red fox"] for s in range(3)]
 
 
 def test_conventions_give_different_targets(tiny_sd):

@@ -20,6 +20,7 @@ official SDXL / DreamShaper-XL / Hunyuan-DiT dimensions and the small ``shapes``
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field, replace
 
@@ -118,6 +119,11 @@ def _mlp(dim_in: int, hidden: int, dim_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(dim_in, hidden), nn.ReLU(), nn.Linear(hidden, dim_out))
 
 
+def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """Disable autocast on ``device`` (meta tensors, used for FLOP counting, have no autocast)."""
+    return contextlib.nullcontext() if device.type == "meta" else torch.autocast(device.type, enabled=False)
+
+
 class TokenAttention(nn.Module):
     """Multi-head self-attention over tokens, timm-style: ``qkv`` without bias, ``proj`` with bias, no norms."""
 
@@ -182,7 +188,7 @@ class SVDBranch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) → (B, C, S, S) in fp32: ``U · diag(s + Δs) · Vh`` of the tiled noise."""
-        with torch.autocast(x.device.type, enabled=False):
+        with _autocast_off(x.device):
             u, s, vh = torch.linalg.svd(tile_channels(x.float()))  # (B, n, n), (B, n), (B, n, n)
             tokens = self.mlp1(u.transpose(1, 2)) + self.mlp2(vh) + self.mlp3(s)[:, None]  # (B, n tokens, n)
             if self.attention_variant:

@@ -152,7 +152,8 @@ def collect_rank(config: CollectConfig, rank: int, world: int, device: torch.dev
         schedule = backbone.ddim_schedule(config.num_steps)  # a fresh scheduler per run
         latent_shape = backbone.latent_shape(config.image_size, config.image_size)
         pairs = sum(len(items[k * config.shard_size:(k + 1) * config.shard_size]) for k in todo)
-        bar = tqdm(total=pairs, unit="pair", desc=f"collect rank {rank}", disable=not config.progress or rank != 0)
+        bar = tqdm(total=pairs, unit="pair", desc=f"collect rank {rank}", disable=not config.progress or rank != 0,
+                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]")
         start = time.perf_counter()
         for k in todo:
             first = k * config.shard_size

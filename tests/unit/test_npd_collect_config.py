@@ -1,0 +1,50 @@
+"""Collection settings: the (prompt, seed) index, the config hash, scorers (shapes alignment on rendered scenes)."""
+
+import pytest
+import torch
+
+from goldennoise.collection import CollectConfig, ScorerSpec, build_items, config_hash
+from goldennoise.collection.collect import _rank_shards
+from goldennoise.collection.scoring import build_scorers
+from goldennoise.shapes import render_scenes, sample_scenes, to_prompt
+
+
+def test_items_are_prompt_major_products_or_source_seeds():
+    config = CollectConfig(prompts=["a", "b"], seeds="0-2")
+    assert build_items(config) == [(0, "a", 0), (0, "a", 1), (0, "a", 2), (1, "b", 0), (1, "b", 1), (1, "b", 2)]
+    shapes = build_items(CollectConfig(prompt_source="shapes:train:3", seeds=None))
+    assert [seed for _, _, seed in shapes] == [0, 1, 2] and len({p for _, p, _ in shapes}) >= 1
+    with pytest.raises(ValueError, match="per-prompt seeds"):
+        build_items(CollectConfig(prompts=["a"], seeds=None))
+
+
+def test_config_hash_tracks_content_not_execution_settings():
+    base = CollectConfig(prompts=["a", "b"], seeds="0-1")
+    items = build_items(base)
+    same = CollectConfig(prompts=["a", "b"], seeds="0-1", devices=2, output_dir="elsewhere", progress=False)
+    assert config_hash(same, build_items(same)) == config_hash(base, items)
+    for change in ({"convention": "textbook"}, {"num_steps": 11}, {"inversion_guidance": 0.0}, {"seeds": "0-2"}):
+        other = CollectConfig(**{"prompts": ["a", "b"], "seeds": "0-1", **change})
+        assert config_hash(other, build_items(other)) != config_hash(base, items), change
+
+
+def test_ranks_split_the_shards_without_overlap():
+    config = CollectConfig(shard_size=3)
+    ranks = [_rank_shards(20, config, r, 3) for r in range(3)]
+    assert sorted(k for r in ranks for k in r) == list(range(7))
+
+
+def test_shapes_alignment_scorer_reads_rendered_scenes():
+    scenes = sample_scenes(range(4), "train")
+    images, prompts = render_scenes(scenes), [to_prompt(s.spec) for s in scenes]
+    scores = build_scorers([ScorerSpec("shapes_alignment")])["shapes_alignment"](images, prompts)
+    assert scores.shape == (4,) and torch.all(scores > 0.9)
+    blank = build_scorers([ScorerSpec("shapes_alignment")])["shapes_alignment"](torch.ones_like(images), prompts)
+    assert torch.all(blank < scores)
+
+
+def test_unknown_metric_and_duplicate_names_are_refused():
+    with pytest.raises(ValueError, match="Unknown metric"):
+        ScorerSpec("fid")
+    with pytest.raises(ValueError, match="unique"):
+        build_scorers([ScorerSpec("shapes_alignment"), ScorerSpec("shapes_alignment")])

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from goldennoise.backbones import load_backbone, parse_dtype
 from goldennoise.collection.config import CollectConfig, build_items, config_hash
 from goldennoise.collection.scoring import ScoreFn, build_scorers
-from goldennoise.data.npd_embeddings import build_embedding_cache
+from goldennoise.data.npd_embeddings import EmbeddingCache, build_embedding_cache, cache_dir
 from goldennoise.data.npd_store import (
     NPDShardError,
     iter_shards,
@@ -186,9 +186,11 @@ def finalize(config: CollectConfig, backbone, expected: int, collected: int, sec
     if len(records) != expected:
         raise RuntimeError(f"{config.output_dir} holds {len(records)} pairs where {expected} were expected.")
     write_index(config.output_dir, shards)
-    if config.cache_embeddings:
-        build_embedding_cache(config.output_dir, config.backbone, backbone, [r["prompt"] for r in records],
-                              batch_size=config.batch_size)
+    prompts = [r["prompt"] for r in records]
+    folder = cache_dir(config.output_dir, config.backbone)
+    cached = (folder / "manifest.json").is_file() and not EmbeddingCache(folder).missing(prompts)
+    if config.cache_embeddings and not cached:
+        build_embedding_cache(config.output_dir, config.backbone, backbone, prompts, batch_size=config.batch_size)
     summary = summarize(records, config, collected, seconds)
     (Path(config.output_dir) / "summary.json").write_text(json.dumps(summary, indent=1))
     print("NPD collection summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()))

@@ -1,6 +1,19 @@
-"""Datasets and DataModules: prompt × seed lists, on-the-fly renders of the shapes world."""
+"""Datasets and DataModules: prompt sources, prompt × seed lists, shapes-world renders, the noise prompt dataset."""
 
+from goldennoise.data.npd import NoisePairDataModule, NoisePairDataset
+from goldennoise.data.prompt_sources import PromptFileError, PromptList, load_prompts
 from goldennoise.data.prompts import PromptSeedDataModule, PromptSeedDataset, read_prompt_file
 from goldennoise.data.shapes import ShapesDataModule, ShapesDataset
 
-__all__ = ["PromptSeedDataModule", "PromptSeedDataset", "ShapesDataModule", "ShapesDataset", "read_prompt_file"]
+__all__ = [
+    "NoisePairDataModule",
+    "NoisePairDataset",
+    "PromptFileError",
+    "PromptList",
+    "PromptSeedDataModule",
+    "PromptSeedDataset",
+    "ShapesDataModule",
+    "ShapesDataset",
+    "load_prompts",
+    "read_prompt_file",
+]

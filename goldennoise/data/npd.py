@@ -147,10 +147,10 @@ class NoisePairDataModule(L.LightningDataModule):
     def _backbone_name(self, shards: list[Shard]) -> str:
         if self.backbone is not None:
             return self.backbone
-        cached = cached_backbones(self.path)
-        if len(cached) == 1:
-            return cached[0]
-        return shards[0].backbone
+        collected, cached = shards[0].backbone, cached_backbones(self.path)
+        if len(cached) == 1 and cache_dir(self.path, collected).name != cached[0]:
+            return cached[0]  # a cache made with another text encoder than the collection's (e.g. an import)
+        return collected
 
     def _metric(self, shards: list[Shard]) -> str:
         names = score_names(shards)

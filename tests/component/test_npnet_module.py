@@ -9,7 +9,7 @@ from npnet_synthetic import SMALL, SyntheticPairDataModule, SyntheticPairs
 from torchmetrics import Metric
 
 from goldennoise.lit.npnet import NPNetModule
-from goldennoise.noise import load_npnet
+from goldennoise.noise import export_npnet, load_npnet
 
 
 def _trainer(**kwargs) -> L.Trainer:
@@ -55,6 +55,17 @@ def test_bf16_mixed_trains_with_svd_in_fp32():
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
     changed = [k for k, v in module.net.state_dict().items() if not torch.equal(v, before[k])]
     assert "alpha" in changed and any(k.startswith("unet_svd.mlp4") for k in changed)
+
+
+def test_init_checkpoint_starts_a_fresh_fit_from_npnet_weights(tmp_path):
+    source = NPNetModule(net=SMALL, swin_init="random").net
+    with torch.no_grad():
+        source.alpha.fill_(0.4)
+    export_npnet(source, tmp_path / "start.pth")
+    module = NPNetModule(net=SMALL, swin_init="imagenet", init_checkpoint=str(tmp_path / "start.pth"), lr=0.0)
+    _trainer(max_steps=1, limit_val_batches=0).fit(module, SyntheticPairDataModule(size=4, batch_size=2))
+    for key, value in source.state_dict().items():  # lr 0: the weights are the file's (no ImageNet Swin fetched)
+        assert torch.equal(module.net.state_dict()[key], value), key
 
 
 def test_shared_prompt_batches_are_refused():

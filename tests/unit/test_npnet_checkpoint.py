@@ -6,7 +6,7 @@ from npnet_official_table import official_table, synthetic_official_checkpoint
 from safetensors.torch import load_file
 
 from goldennoise.errors import MissingWeightsError
-from goldennoise.noise import NPNet, config_from_state, export_npnet, load_npnet, read_npnet_state
+from goldennoise.noise import NPNet, NPNetConfig, config_from_state, export_npnet, load_npnet, read_npnet_state
 from goldennoise.noise.npnet_checkpoint import flatten_official, nest_official, normalize_flat
 
 
@@ -89,7 +89,7 @@ def test_imagenet_swin_init_offline_error_and_local_file(tmp_path, monkeypatch):
 
     from goldennoise.noise.npnet_checkpoint import init_swin_from_imagenet
 
-    net = NPNet.from_preset("hunyuan_dit")
+    net = NPNet(NPNetConfig(text_dim=8, text_len=1, latent_size=8, svd_mlp4_hidden=8))  # Swin-T, small rest
     reference = timm.create_model("swin_tiny_patch4_window7_224")
     save_file(reference.state_dict(), str(tmp_path / "swin.safetensors"))
     init_swin_from_imagenet(net, tmp_path / "swin.safetensors")

@@ -139,3 +139,12 @@ def test_rejects_wrong_shapes(small_net):
         small_net(torch.randn(1, 4, 8, 8), torch.randn(1, 77, 64))
     with pytest.raises(ValueError, match="not a square"):
         NPNet(NPNetConfig(latent_channels=3, latent_size=8, text_dim=8))
+
+
+def test_untrained_output_is_unit_variance_noise(small_net):
+    """NPNet maps unit-variance noise to unit-variance noise (NoiseMethod contract), here at initialisation."""
+    gen = torch.Generator().manual_seed(0)
+    x, c = torch.randn(64, 4, 8, 8, generator=gen), torch.randn(64, 16, 64, generator=gen)
+    with torch.no_grad():
+        out = small_net(x, c)
+    assert abs(out.mean().item()) < 0.05 and abs(out.std().item() - 1) < 0.05

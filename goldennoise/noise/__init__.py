@@ -5,7 +5,19 @@
 | :class:`NPNet` | :mod:`~goldennoise.noise.npnet`, :mod:`~goldennoise.noise.npnet_checkpoint` | arXiv 2411.09502 |
 
 Every method takes and returns unit-variance noise (:class:`NoiseMethod`); :class:`NPNetPlugin` runs a trained NPNet
-in front of any diffusers pipeline.
+in front of any diffusers pipeline::
+
+    from goldennoise.backbones import load_backbone
+    from goldennoise.noise import NPNetPlugin, load_npnet
+
+    backbone = load_backbone("stabilityai/stable-diffusion-xl-base-1.0", "float16").to("cuda")
+    plugin = NPNetPlugin(load_npnet("sdxl.pth").to("cuda"))          # official weights, loaded strictly
+    pipeline = backbone.pipeline("dpm_solver")
+    noise = torch.randn(2, 4, 128, 128, device="cuda")
+    images = plugin.generate(pipeline, ["a cat", "a dog"], noise, num_inference_steps=50, guidance_scale=5.5)
+
+Train with ``python -m goldennoise fit --config configs/npnet/sdxl.yaml`` (:class:`goldennoise.lit.npnet.NPNetModule`)
+and export with :func:`export_npnet` (official nested ``.pth`` or either flat safetensors layout).
 """
 
 from goldennoise.noise.base import NoiseMethod

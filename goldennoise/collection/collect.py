@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from goldennoise.backbones import load_backbone, parse_dtype
+from goldennoise.backbones import PromptEmbeds, load_backbone, parse_dtype
 from goldennoise.collection.config import CollectConfig, build_items, config_hash
 from goldennoise.collection.scoring import ScoreFn, build_scorers
 from goldennoise.data.npd_embeddings import EmbeddingCache, build_embedding_cache, cache_dir
@@ -43,10 +43,38 @@ from goldennoise.sampling import DDIMSchedule, noise_for_seeds, redenoise_step, 
 Item = tuple[int, str, int]  # (prompt_id, prompt, seed)
 
 
+def _rows(embeds: PromptEmbeds, rows: torch.Tensor) -> PromptEmbeds:
+    return PromptEmbeds(embeds.embeds[rows], None if embeds.pooled is None else embeds.pooled[rows])
+
+
+@torch.inference_mode()
+def encode_unique(backbone, prompts: list[str], batch_size: int) -> tuple[dict[str, int], PromptEmbeds, PromptEmbeds]:
+    """Encode each distinct prompt once; a shard of prompts × seeds repeats each prompt.
+
+    Returns:
+        ``(row of each prompt, cond, uncond)``, embeddings (P, L, D) for the P distinct prompts.
+    """
+    unique = list(dict.fromkeys(prompts))
+    parts = [backbone.encode_prompt(unique[i:i + batch_size]) for i in range(0, len(unique), batch_size)]
+    cond, uncond = parts[0]
+    for c, u in parts[1:]:
+        cond, uncond = cond.cat(c), uncond.cat(u)
+    return {p: i for i, p in enumerate(unique)}, cond, uncond
+
+
 @torch.inference_mode()
 def collect_batch(backbone, items: list[Item], config: CollectConfig, schedule: DDIMSchedule,
-                  scorers: dict[str, ScoreFn], latent_shape: tuple[int, int, int]) -> dict:
+                  scorers: dict[str, ScoreFn], latent_shape: tuple[int, int, int], text=None) -> dict:
     """Re-denoise, sample both images and score them for one batch of B pairs.
+
+    Args:
+        backbone: the frozen model.
+        items: B ``(prompt_id, prompt, seed)``.
+        config: run settings.
+        schedule: the DDIM grid (one per run).
+        scorers: score functions by name.
+        latent_shape: ``(C, h, w)``.
+        text: :func:`encode_unique` of prompts covering the batch; ``None`` encodes the batch's prompts.
 
     Returns:
         ``{"noise", "target"}`` (B, C, h, w) float32 on the CPU and ``"scores"`` ``{name: (random (B,), golden (B,))}``.
@@ -54,7 +82,9 @@ def collect_batch(backbone, items: list[Item], config: CollectConfig, schedule: 
     prompts, seeds = [prompt for _, prompt, _ in items], [seed for _, _, seed in items]
     noise = noise_for_seeds(seeds, latent_shape, dtype=parse_dtype(config.noise_dtype))
     x = noise.to(backbone.device, torch.float32)  # (B, C, h, w); DDIM arithmetic in fp32
-    cond, uncond = backbone.encode_prompt(prompts)
+    rows, cond_all, uncond_all = text or encode_unique(backbone, prompts, len(prompts))
+    index = torch.tensor([rows[p] for p in prompts], device=cond_all.embeds.device)
+    cond, uncond = _rows(cond_all, index), _rows(uncond_all, index)  # (B, L, D) each
     golden = redenoise_step(backbone.denoiser(cond, uncond, config.denoise_guidance),
                             backbone.denoiser(cond, uncond, config.inversion_guidance),
                             x, schedule, config.convention, config.repeats)  # (B, C, h, w)
@@ -73,9 +103,10 @@ def collect_shard(backbone, items: list[Item], first_index: int, config: Collect
     """Collect one shard's pairs in batches; returns its tensors and records (format: ``data/npd_store.py``)."""
     noises, targets, records = [], [], []
     storage = parse_dtype(config.storage_dtype)
+    text = encode_unique(backbone, [prompt for _, prompt, _ in items], config.batch_size)
     for start in range(0, len(items), config.batch_size):
         batch = items[start:start + config.batch_size]
-        out = collect_batch(backbone, batch, config, schedule, scorers, latent_shape)
+        out = collect_batch(backbone, batch, config, schedule, scorers, latent_shape, text)
         noises.append(out["noise"].to(storage))
         targets.append(out["target"].to(storage))
         for j, (prompt_id, prompt, seed) in enumerate(batch):

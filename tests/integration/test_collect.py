@@ -15,11 +15,11 @@ from goldennoise.cli import main
 from goldennoise.data.npd_store import iter_shards, load_shard_tensors, shard_dir
 
 CONFIG = {
-    "backbone": "tiny-sd", "prompts": ["a red cube", "a blue ball", "a green cone", "a gray owl"], "seeds": "0-1",
+    "backbone": "tiny-sd", "prompts": ["a red cube", "a blue ball", "a gray owl"], "seeds": "0-1",
     "num_steps": 2, "image_size": 16, "batch_size": 1, "shard_size": 1, "storage_dtype": "float32",
     "scorers": [{"metric": "hpsv2", "model": "tiny"}], "accelerator": "cpu", "progress": False,
 }
-NUM_PAIRS = 8
+NUM_PAIRS = 6
 
 
 def write_config(folder: Path, **overrides) -> Path:
@@ -67,7 +67,7 @@ def test_killed_collection_resumes_to_the_uninterrupted_dataset(tmp_path, refere
     process.wait()
     written = len(list(shard_dir(tmp_path / "npd").glob("shard-*.safetensors")))
     assert 2 <= written < NUM_PAIRS, "the run should have been killed mid-collection"
-    (shard_dir(tmp_path / "npd") / "shard-000007.safetensors.4242.tmp").write_bytes(b"half a shard")  # torn write
+    (shard_dir(tmp_path / "npd") / "shard-000005.safetensors.4242.tmp").write_bytes(b"half a shard")  # torn write
     summary = main(["collect", "--config", str(config)])
     assert summary["count"] == NUM_PAIRS and summary["collected_this_run"] == NUM_PAIRS - written
     assert not list(shard_dir(tmp_path / "npd").glob("*.tmp"))
@@ -82,7 +82,7 @@ def test_two_process_collection_equals_one_process_as_a_set(tmp_path, reference)
     process = launch(write_config(tmp_path), "--devices", "2")
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 0, output.decode()[-3000:]
-    assert b"count=8" in output
+    assert b"count=6" in output
     two = dataset(tmp_path / "npd")
     assert two.keys() == reference.keys()
     for key, (noise, target, scores, digest) in two.items():

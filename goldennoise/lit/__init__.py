@@ -1,8 +1,15 @@
 """LightningModules: thin wiring of noise methods, backbones, samplers and metrics."""
 
 from goldennoise.lit.frozen import FrozenBackboneModule
+from goldennoise.lit.npnet import NPNetModule
 from goldennoise.lit.redenoise_regression import RedenoiseRegressionModule
 from goldennoise.lit.shapes_diffusion import ShapesDiffusionModule
 from goldennoise.lit.shapes_vae import ShapesVAEModule
 
-__all__ = ["FrozenBackboneModule", "RedenoiseRegressionModule", "ShapesDiffusionModule", "ShapesVAEModule"]
+__all__ = [
+    "FrozenBackboneModule",
+    "NPNetModule",
+    "RedenoiseRegressionModule",
+    "ShapesDiffusionModule",
+    "ShapesVAEModule",
+]

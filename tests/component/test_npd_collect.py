@@ -14,21 +14,25 @@ from goldennoise.sampling import noise_for_seeds
 LEVELS = {"official": (701, 801, 0.668, 0.342), "textbook": (801, 901, 0.619, 0.385)}
 
 
-def hand_redenoise(backbone, prompts, seeds, convention, w_l=5.5, w_w=1.0, size=16):
+def hand_redenoise(backbone, prompts, seeds, convention, w_l=5.5, w_w=1.0, size=16, num_steps=10):
     """x'_T = a·x_{t1} + b·ε̂^{ω_w}(x_{t1}, t0), every term spelled out (npnet.md §2.2 step 2)."""
     ab = backbone.alphas_cumprod.double()
-    source, target, a_table, b_table = LEVELS[convention]
+    timesteps = backbone.ddim_schedule(num_steps).timesteps
+    t0, t1, step = int(timesteps[0]), int(timesteps[1]), len(ab) // num_steps
+    source, target = (t1 - step, t1) if convention == "official" else (t1, t0)
     a = (ab[target] / ab[source]).sqrt()
     b = (1 - ab[target]).sqrt() - a * (1 - ab[source]).sqrt()
-    assert abs(a - a_table) < 1e-3 and abs(b - b_table) < 1e-3
-    t0 = torch.tensor(901)
+    if (t0, t1) == (901, 801):  # the SD / SDXL grid of the table
+        assert (source, target) == LEVELS[convention][:2]
+        assert abs(a - LEVELS[convention][2]) < 1e-3 and abs(b - LEVELS[convention][3]) < 1e-3
     x = noise_for_seeds(seeds, backbone.latent_shape(size, size), dtype=torch.float16).float()  # (B, 4, h, w)
     cond, uncond = backbone.encode_prompt(prompts)
-    eps_c, eps_u = backbone.predict_noise(x, t0, cond), backbone.predict_noise(x, t0, cond, uncond, guidance_scale=0.0)
+    t = torch.tensor(t0)
+    eps_c, eps_u = backbone.predict_noise(x, t, cond), backbone.predict_noise(x, t, cond, uncond, guidance_scale=0.0)
     eps1 = eps_u + w_l * (eps_c - eps_u)
-    x0 = (x - (1 - ab[901]).sqrt().float() * eps1) / ab[901].sqrt().float()
-    x_t1 = ab[801].sqrt().float() * x0 + (1 - ab[801]).sqrt().float() * eps1
-    eps2 = backbone.predict_noise(x_t1, t0, cond) if w_w == 1.0 else None
+    x0 = (x - (1 - ab[t0]).sqrt().float() * eps1) / ab[t0].sqrt().float()
+    x_t1 = ab[t1].sqrt().float() * x0 + (1 - ab[t1]).sqrt().float() * eps1
+    eps2 = backbone.predict_noise(x_t1, t, cond) if w_w == 1.0 else None
     return x, a.float() * x_t1 + b.float() * eps2
 
 
@@ -81,6 +85,7 @@ def test_datamodule_reads_a_collection_with_each_prompts_own_embedding(tmp_path,
 
 
 def test_conventions_give_different_targets(tiny_sd):
+    assert tiny_sd.ddim_schedule(10).timesteps[:2].tolist() == [901, 801]  # so the table of npnet.md is checked
     _, official = hand_redenoise(tiny_sd, ["a red fox"], [3], "official")
     _, textbook = hand_redenoise(tiny_sd, ["a red fox"], [3], "textbook")
     assert not torch.allclose(official, textbook, atol=1e-3)
@@ -89,3 +94,31 @@ def test_conventions_give_different_targets(tiny_sd):
 def test_unet_evaluations_per_pair():
     assert unet_evals_per_pair(CollectConfig(num_steps=10)) == 2 + 1 + 2 * 10 * 2
     assert unet_evals_per_pair(CollectConfig(num_steps=4, denoise_guidance=1.0, repeats=2)) == 2 * 2 + 8
+
+
+@pytest.fixture(scope="module")
+def shapes_backbone():
+    """The embedded backbone, or a skip while its weights are not shipped."""
+    from goldennoise.backbones import BUILTIN, load_backbone
+
+    if "shapes" not in BUILTIN:
+        pytest.skip("the embedded shapes backbone is not registered yet")
+    try:
+        return load_backbone("shapes")
+    except (FileNotFoundError, OSError) as err:
+        pytest.skip(f"the embedded shapes backbone has no weights here ({err})")
+
+
+def test_shapes_collection_scores_alignment_and_stores_the_redenoise_target(tmp_path, shapes_backbone):
+    config = CollectConfig(output_dir=str(tmp_path / "npd"), backbone="shapes", prompt_source="shapes:train:4",
+                           seeds=None, num_steps=10, image_size=32, batch_size=4, shard_size=4,
+                           storage_dtype="float32", scorers=[ScorerSpec("shapes_alignment")], progress=False,
+                           accelerator="cpu")
+    summary = collect(config)
+    (shard,) = list(iter_shards(config.output_dir))
+    tensors = load_shard_tensors(shard.path)
+    assert tensors["noise"].shape == (4, 4, 8, 8) and summary["count"] == 4
+    prompts = [r["prompt"] for r in shard.records]
+    x, expected = hand_redenoise(shapes_backbone, prompts, [0, 1, 2, 3], "official", size=32)
+    torch.testing.assert_close(tensors["target"], expected, atol=1e-4, rtol=1e-4)
+    assert all(0 <= v <= 1 for r in shard.records for v in r["scores"]["shapes_alignment"])

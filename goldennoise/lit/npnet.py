@@ -24,12 +24,13 @@ from torch import nn
 from torchmetrics import Metric
 
 from goldennoise.backbones import Backbone, generate, load_backbone
+from goldennoise.lit.frozen import FrozenPartMixin
 from goldennoise.noise.npnet import NPNet, NPNetConfig
 from goldennoise.noise.npnet_checkpoint import init_swin_from_imagenet, read_npnet_state
 from goldennoise.sampling import noise_for_seeds
 
 
-class NPNetModule(L.LightningModule):
+class NPNetModule(FrozenPartMixin, L.LightningModule):
     """NPNet with its training loop, validation and generation check.
 
     Args:
@@ -53,8 +54,6 @@ class NPNetModule(L.LightningModule):
         scheduler: sampler of the generation check (``ddim``, ``dpm_solver``, ``euler``).
         image_size: image side of the generation check; ``None`` uses the backbone's native size.
     """
-
-    frozen_prefix = "backbone."
 
     def __init__(
         self,
@@ -96,24 +95,6 @@ class NPNetModule(L.LightningModule):
             init_swin_from_imagenet(self.net)
         elif self.hparams.swin_init != "random":
             init_swin_from_imagenet(self.net, self.hparams.swin_init)
-
-    def train(self, mode: bool = True) -> NPNetModule:
-        """Switch NPNet only; the backbone stays in eval mode."""
-        super().train(mode)
-        if self.backbone is not None:
-            self.backbone.eval()
-        return self
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the frozen backbone's weights out of checkpoints (metric scorers are never in the module tree)."""
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith(self.frozen_prefix)]:
-            del state[key]
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refill the backbone's weights from the loaded backbone, so strict loading still checks NPNet."""
-        own = self.state_dict()
-        checkpoint["state_dict"].update({k: v for k, v in own.items() if k.startswith(self.frozen_prefix)})
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """AdamW over every NPNet parameter (all branches, α and β), official defaults (npnet.md §3)."""

@@ -34,6 +34,7 @@ from goldennoise.data.npd_store import (
     iter_shards,
     read_shard_header,
     remove_stale_temporaries,
+    shard_dir,
     shard_path,
     write_index,
     write_shard,
@@ -142,6 +143,8 @@ def prepare_output(config: CollectConfig, digest: str, num_pairs: int) -> None:
             raise ValueError(f"{out} holds another collection (config hash {existing}, this one {digest}); "
                              "choose a new output_dir or restore the settings it was collected with.")
     else:
+        if any(shard_dir(out).glob("shard-*.safetensors")):
+            raise ValueError(f"{out} holds shards of no goldennoise collection (an import?); choose a new output_dir.")
         out.mkdir(parents=True, exist_ok=True)
         tmp = manifest.with_name(f"collection.json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"config_hash": digest, "num_pairs": num_pairs, "config": asdict(config)},

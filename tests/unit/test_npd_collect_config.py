@@ -48,3 +48,14 @@ def test_unknown_metric_and_duplicate_names_are_refused():
         ScorerSpec("fid")
     with pytest.raises(ValueError, match="unique"):
         build_scorers([ScorerSpec("shapes_alignment"), ScorerSpec("shapes_alignment")])
+
+
+def test_collect_never_overwrites_shards_it_did_not_write(tmp_path):
+    from goldennoise.collection.collect import prepare_output
+    from goldennoise.data.npd_store import shard_path, write_shard
+
+    tensors = {"noise": torch.zeros(1, 4, 2, 2), "target": torch.zeros(1, 4, 2, 2), "seed": torch.zeros(1).long(),
+               "index": torch.zeros(1).long()}
+    write_shard(shard_path(tmp_path / "npd", 0), tensors, [{"index": 0}], "imported", "official-x")
+    with pytest.raises(ValueError, match="shards of no goldennoise collection"):
+        prepare_output(CollectConfig(output_dir=str(tmp_path / "npd")), "abc", 1)

@@ -24,11 +24,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-import lightning as L
 import torch
 from safetensors import safe_open
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from goldennoise.data.base import SplitDataModule
 from goldennoise.data.npd_embeddings import EmbeddingCache, build_embedding_cache, cache_dir, cached_backbones
 from goldennoise.data.npd_store import Shard, iter_shards
 
@@ -86,7 +86,7 @@ class NoisePairDataset(Dataset):
         }
 
 
-class NoisePairDataModule(L.LightningDataModule):
+class NoisePairDataModule(SplitDataModule):
     """NPD pairs from a dataset folder, margin-filtered and split deterministically (see the module docstring).
 
     Args:
@@ -124,12 +124,11 @@ class NoisePairDataModule(L.LightningDataModule):
         on_bad_shard: str = "error",
         pin_memory: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, pin_memory)
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
         self.path, self.metric, self.margin = Path(path), metric, margin
         self.val_fraction, self.split_seed = val_fraction, split_seed
-        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.backbone, self.backbone_dtype, self.embed_batch_size = backbone, backbone_dtype, embed_batch_size
         self.embed_device = embed_device
         self.on_bad_shard = on_bad_shard
@@ -198,15 +197,3 @@ class NoisePairDataModule(L.LightningDataModule):
         kept = len(self.train_set) + len(self.val_set)
         self.kept_fraction = kept / len(pairs)
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from goldennoise.data.base import SplitDataModule
 from goldennoise.data.prompt_sources import load_prompts, read_prompt_source_file
 from goldennoise.sampling import parse_seeds
 
@@ -35,7 +35,7 @@ class PromptSeedDataset(Dataset):
         return {"prompt": prompt, "seed": seed}
 
 
-class PromptSeedDataModule(L.LightningDataModule):
+class PromptSeedDataModule(SplitDataModule):
     """Prompts × seeds, split deterministically into train and validation pairs.
 
     Args:
@@ -60,7 +60,7 @@ class PromptSeedDataModule(L.LightningDataModule):
         split_seed: int = 0,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         if not prompts and not prompt_file:
             raise ValueError("PromptSeedDataModule needs prompts or a prompt_file.")
         if not 0 <= val_fraction < 1:
@@ -68,7 +68,6 @@ class PromptSeedDataModule(L.LightningDataModule):
         self.prompts = list(prompts) if prompts else load_prompts(prompt_file).prompts
         self.seeds = parse_seeds(seeds)
         self.val_fraction, self.split_seed = val_fraction, split_seed
-        self.batch_size, self.num_workers = batch_size, num_workers
 
     def setup(self, stage: str | None = None) -> None:
         """Split the pairs: the same permutation for the same ``split_seed``, whatever the process."""
@@ -77,18 +76,6 @@ class PromptSeedDataModule(L.LightningDataModule):
         n_val = max(1, round(self.val_fraction * len(dataset))) if self.val_fraction > 0 else 0
         self.val_set = torch.utils.data.Subset(dataset, order[:n_val])
         self.train_set = torch.utils.data.Subset(dataset, order[n_val:])
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(PromptSeedDataset(self.prompts, self.seeds), shuffle=False)

@@ -27,12 +27,23 @@ FAMILIES: dict[str, type[Backbone]] = {
 }
 """diffusers pipeline class names (``model_index.json``'s ``_class_name``) mapped to backbone families."""
 
+SHAPES_DIR = Path(__file__).resolve().parent / "weights" / "shapes"
+"""The embedded ``shapes`` backbone shipped inside the package (a ``save_pretrained`` folder, fp16 safetensors)."""
+
+
+def shapes_backbone() -> Backbone:
+    """The project-trained shapes-world model of :data:`SHAPES_DIR`, through the same path as any model folder."""
+    return from_pretrained(str(SHAPES_DIR))
+
+
 BUILTIN: dict[str, Callable[[], Backbone]] = {
     "tiny-sd": tiny.tiny_sd,
     "tiny-sd-v": functools.partial(tiny.tiny_sd, prediction_type="v_prediction"),
     "tiny-sdxl": tiny.tiny_sdxl,
+    "shapes": shapes_backbone,
 }
-"""Backbones built in code rather than loaded: random-weight tiny models of the real architectures."""
+"""Backbones by name: random-weight tiny models of the real architectures, built in code, and ``shapes``, the
+project-trained shapes-world model (:func:`shapes_backbone`)."""
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -96,7 +107,7 @@ def load_backbone(
     device: str | torch.device | None = None,
     variant: str | None = None,
 ) -> Backbone:
-    """A backbone by built-in name (``tiny-sd``, ``tiny-sd-v``, ``tiny-sdxl``), hub id or local folder.
+    """A backbone by built-in name (``tiny-sd``, ``tiny-sd-v``, ``tiny-sdxl``, ``shapes``), hub id or local folder.
 
     Args:
         name: built-in name, hub id or folder.

@@ -139,7 +139,13 @@ class ShapesDiffusionModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(latents))
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Step, then update the EMA here rather than in ``on_train_batch_end``.
+
+        Checkpoint callbacks run before the module's ``on_train_batch_end``, so an update there would be missing from
+        the step's checkpoint and lost on resume.
+        """
+        super().optimizer_step(*args, **kwargs)
         self.ema.update_parameters(nn.ModuleDict({"unet": self.unet, "text_encoder": self.text_encoder}))
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -22,7 +22,7 @@ def hand_redenoise(backbone, prompts, seeds, convention, w_l=5.5, w_w=1.0, size=
     source, target = (t1 - step, t1) if convention == "official" else (t1, t0)
     a = (ab[target] / ab[source]).sqrt()
     b = (1 - ab[target]).sqrt() - a * (1 - ab[source]).sqrt()
-    if (t0, t1) == (901, 801):  # the SD / SDXL grid of the table
+    if (t0, t1) == (901, 801) and backbone.scheduler_config["beta_schedule"] == "scaled_linear":  # the table's SD grid
         assert (source, target) == LEVELS[convention][:2]
         assert abs(a - LEVELS[convention][2]) < 1e-3 and abs(b - LEVELS[convention][3]) < 1e-3
     x = noise_for_seeds(seeds, backbone.latent_shape(size, size), dtype=torch.float16).float()  # (B, 4, h, w)

@@ -7,10 +7,10 @@ restarts with a new order over the same seeds, which is harmless for a stream of
 
 from __future__ import annotations
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from goldennoise.data.base import SplitDataModule
 from goldennoise.shapes.grammar import to_prompt
 from goldennoise.shapes.render import render_scene
 from goldennoise.shapes.splits import SPLITS, sample_scene
@@ -48,7 +48,7 @@ class ShapesDataset(Dataset):
         return {"image": image, "prompt": to_prompt(scene.spec), "seed": seed}
 
 
-class ShapesDataModule(L.LightningDataModule):
+class ShapesDataModule(SplitDataModule):
     """Train, validation and test renders of the shapes world (test uses the ``heldout`` split when asked).
 
     Args:
@@ -65,22 +65,9 @@ class ShapesDataModule(L.LightningDataModule):
     def __init__(self, size: int = 32, batch_size: int = 64, train_samples: int = 200_000, val_samples: int = 256,
                  test_samples: int = 512, test_split: str = "test", two_object_prob: float = 0.5,
                  num_workers: int = 0) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         self.save_hyperparameters()
-        self.size, self.batch_size, self.num_workers = size, batch_size, num_workers
+        self.size = size
         self.train_set = ShapesDataset("train", train_samples, size, two_object_prob=two_object_prob)
         self.val_set = ShapesDataset("validation", val_samples, size, two_object_prob=two_object_prob)
         self.test_set = ShapesDataset(test_split, test_samples, size, two_object_prob=two_object_prob)
-
-    def _loader(self, dataset: ShapesDataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)

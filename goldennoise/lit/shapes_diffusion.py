@@ -32,6 +32,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from goldennoise.backbones.tiny import clip_tokenizer
+from goldennoise.lit.frozen import FrozenPartMixin
 
 
 def build_text_encoder(tokenizer: CLIPTokenizer, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4,
@@ -57,7 +58,7 @@ def build_unet(sample_size: int = 8, in_channels: int = 4, block_out_channels: t
                                 norm_num_groups=norm_num_groups)
 
 
-class ShapesDiffusionModule(L.LightningModule):
+class ShapesDiffusionModule(FrozenPartMixin, L.LightningModule):
     """Trains the UNet and text encoder of the ``shapes`` backbone on renders (``batch["image"]``, ``["prompt"]``).
 
     Args:
@@ -80,7 +81,7 @@ class ShapesDiffusionModule(L.LightningModule):
         export_dtype: weight dtype of the export (``float16`` halves the files; loading may upcast).
     """
 
-    frozen_prefix = "vae."
+    frozen_attribute = "vae"  # the frozen stage-1 VAE stays in eval mode and out of checkpoints
 
     def __init__(self, vae: str = "runs/shapes_vae/export", block_out_channels: tuple[int, ...] = (48, 96),
                  layers_per_block: int = 1, attention_heads: int = 4, text_hidden_size: int = 64, text_layers: int = 2,
@@ -102,12 +103,6 @@ class ShapesDiffusionModule(L.LightningModule):
         trained = nn.ModuleDict({"unet": self.unet, "text_encoder": self.text_encoder})
         self.ema = AveragedModel(trained, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
         self.ema.requires_grad_(False)  # updated by averaging, never by the optimizer
-
-    def train(self, mode: bool = True) -> ShapesDiffusionModule:
-        """Switch the trained parts only; the VAE stays in eval mode."""
-        super().train(mode)
-        self.vae.eval()
-        return self
 
     def encode_prompts(self, prompts: list[str], text_encoder: CLIPTextModel | None = None) -> torch.Tensor:
         """Last hidden states ``(B, max_length, D)`` of ``prompts``, padded to the context length as SD does."""
@@ -164,17 +159,6 @@ class ShapesDiffusionModule(L.LightningModule):
         warmup = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / max(self.hparams.warmup_steps, 1)))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": warmup, "interval": "step"}}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Drop the frozen VAE from the checkpoint; it is reloaded from ``vae``."""
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith(self.frozen_prefix)]:
-            del state[key]
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Fill the VAE's weights back in from the loaded VAE, so strict loading still checks the rest."""
-        own = self.state_dict()
-        checkpoint["state_dict"].update({k: v for k, v in own.items() if k.startswith(self.frozen_prefix)})
 
     def pipeline(self) -> StableDiffusionPipeline:
         """A ``StableDiffusionPipeline`` of the EMA weights, the VAE, the tokenizer and a DDIM scheduler."""

@@ -46,6 +46,7 @@ class RedenoiseRegressionModule(FrozenBackboneModule):
         super().__init__(backbone, backbone_dtype)
         self.save_hyperparameters()
         self.latent_shape = self.backbone.latent_shape(image_size, image_size)
+        self.schedule = self.backbone.ddim_schedule(num_steps)  # fixed for the run: built once, not per batch
         channels = self.latent_shape[0]
         self.mixer = nn.Conv2d(channels, channels, kernel_size=1)
         with torch.no_grad():  # start at the identity: the golden noise is close to its source
@@ -65,7 +66,7 @@ class RedenoiseRegressionModule(FrozenBackboneModule):
         golden = redenoise_step(
             self.backbone.denoiser(cond, uncond, hp.denoise_guidance),
             self.backbone.denoiser(cond, uncond, hp.inversion_guidance),
-            noise, self.backbone.ddim_schedule(hp.num_steps), hp.convention,
+            noise, self.schedule, hp.convention,
         )
         return noise, golden
 

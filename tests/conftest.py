@@ -31,6 +31,12 @@ def tiny_sdxl():
     return load_backbone("tiny-sdxl")
 
 
+@pytest.fixture(scope="session")
+def shapes():
+    """The embedded shapes backbone shipped in the package (32 px, 4×8×8 latents)."""
+    return load_backbone("shapes")
+
+
 @pytest.fixture(scope="session", params=["tiny-sd", "tiny-sd-v", "tiny-sdxl"])
 def tiny_backbone(request):
     """Each tiny family in turn: SD ε-prediction, SD v-prediction, SDXL."""

@@ -96,20 +96,7 @@ def test_unet_evaluations_per_pair():
     assert unet_evals_per_pair(CollectConfig(num_steps=4, denoise_guidance=1.0, repeats=2)) == 2 * 2 + 8
 
 
-@pytest.fixture(scope="module")
-def shapes_backbone():
-    """The embedded backbone, or a skip while its weights are not shipped."""
-    from goldennoise.backbones import BUILTIN, load_backbone
-
-    if "shapes" not in BUILTIN:
-        pytest.skip("the embedded shapes backbone is not registered yet")
-    try:
-        return load_backbone("shapes")
-    except (FileNotFoundError, OSError) as err:
-        pytest.skip(f"the embedded shapes backbone has no weights here ({err})")
-
-
-def test_shapes_collection_scores_alignment_and_stores_the_redenoise_target(tmp_path, shapes_backbone):
+def test_shapes_collection_scores_alignment_and_stores_the_redenoise_target(tmp_path, shapes):
     config = CollectConfig(output_dir=str(tmp_path / "npd"), backbone="shapes", prompt_source="shapes:train:4",
                            seeds=None, num_steps=10, image_size=32, batch_size=4, shard_size=4,
                            storage_dtype="float32", scorers=[ScorerSpec("shapes_alignment")], progress=False,
@@ -119,6 +106,6 @@ def test_shapes_collection_scores_alignment_and_stores_the_redenoise_target(tmp_
     tensors = load_shard_tensors(shard.path)
     assert tensors["noise"].shape == (4, 4, 8, 8) and summary["count"] == 4
     prompts = [r["prompt"] for r in shard.records]
-    x, expected = hand_redenoise(shapes_backbone, prompts, [0, 1, 2, 3], "official", size=32)
+    x, expected = hand_redenoise(shapes, prompts, [0, 1, 2, 3], "official", size=32)
     torch.testing.assert_close(tensors["target"], expected, atol=1e-4, rtol=1e-4)
     assert all(0 <= v <= 1 for r in shard.records for v in r["scores"]["shapes_alignment"])

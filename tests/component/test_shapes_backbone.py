@@ -29,11 +29,6 @@ CFG_FLOOR, CFG_MARGIN = 0.6, 0.05
 """Measured on the shipped weights (CPU, 2026-11-22): CFG 5 gives 0.716, no guidance 0.594 (a gap of 0.122)."""
 
 
-@pytest.fixture(scope="module")
-def shapes():
-    return load_backbone("shapes")
-
-
 def test_shipped_pipeline_loads_offline_from_the_package(shapes):
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert SHAPES_DIR.is_relative_to(ROOT / "goldennoise")

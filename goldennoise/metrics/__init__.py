@@ -14,6 +14,7 @@ The functional twins live in :mod:`goldennoise.metrics.functional` (``shapes_ali
 
 Every metric takes ``update(images, prompts)`` with images (B, 3, H, W) in [0, 1]; weights load lazily on
 construction (hub id, URL or local path), never at import. Log with ``metric.log_name(split)`` → ``"val/hpsv2"``.
+:func:`paired_bootstrap_ci` and :func:`paired_summary` compare two noise sources scored on the same pairs.
 """
 
 from goldennoise.metrics import functional
@@ -22,6 +23,7 @@ from goldennoise.metrics.base import PromptImageMetric
 from goldennoise.metrics.clip_score import CLIPScore
 from goldennoise.metrics.hps import HPSv2Score
 from goldennoise.metrics.image_reward import ImageReward
+from goldennoise.metrics.paired import paired_bootstrap_ci, paired_summary
 from goldennoise.metrics.pickscore import PickScore
 from goldennoise.metrics.shapes_alignment import ShapesAlignment
 
@@ -34,4 +36,6 @@ __all__ = [
     "PromptImageMetric",
     "ShapesAlignment",
     "functional",
+    "paired_bootstrap_ci",
+    "paired_summary",
 ]

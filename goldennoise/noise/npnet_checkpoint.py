@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from goldennoise.errors import MissingWeightsError
-from goldennoise.noise.npnet import NPNet, NPNetConfig, SwinConfig
+from goldennoise.noise.npnet import PRESETS, NPNet, NPNetConfig, SwinConfig
 
 OFFICIAL_TEXT_KEY = "embeeding"
 """The official checkpoint's (misspelled) key of the AdaGroupNorm text path; required for compatibility."""
@@ -33,6 +33,10 @@ BRANCHES = ("unet_svd", "unet_embedding", TEXT_KEY)
 SCALARS = ("alpha", "beta")
 LIGHTNING_PREFIXES = ("net.", "model.", "_orig_mod.")
 """Prefixes stripped when a state dict comes from a LightningModule or ``torch.compile``."""
+
+BUILTIN_WEIGHTS = {"shapes": Path(__file__).parent / "weights" / "npnet_shapes.safetensors"}
+"""NPNet weights shipped with the package, by name (their network is ``PRESETS[name]``): ``load_npnet("shapes")`` is
+the NPNet this project trained for the embedded ``shapes`` backbone (``experiments/npnet_shapes``)."""
 
 SafetensorsLayout = Literal["embeeding", "text_embedding"]
 StateDict = dict[str, torch.Tensor]
@@ -86,13 +90,13 @@ def read_npnet_state(path: str | Path) -> StateDict:
     """Read any NPNet checkpoint into a flat in-memory state dict on the CPU (never builds a network).
 
     Args:
-        path: official ``.pth`` (nested), flat ``.safetensors`` (either layout), or a Lightning ``.ckpt`` of
-            :class:`~goldennoise.lit.npnet.NPNetModule`.
+        path: official ``.pth`` (nested), flat ``.safetensors`` (either layout), a Lightning ``.ckpt`` of
+            :class:`~goldennoise.lit.npnet.NPNetModule`, or a :data:`BUILTIN_WEIGHTS` name.
 
     Raises:
         MissingWeightsError: the file does not exist.
     """
-    path = Path(path).expanduser()
+    path = BUILTIN_WEIGHTS.get(str(path)) or Path(path).expanduser()
     if not path.is_file():
         raise _missing(path)
     if path.suffix == ".safetensors":
@@ -149,12 +153,13 @@ def load_npnet(path: str | Path, config: NPNetConfig | None = None, **config_kwa
     """Build an :class:`NPNet` (random Swin, no download) and load a checkpoint strictly, in eval mode.
 
     Args:
-        path: any format :func:`read_npnet_state` reads.
-        config: the network's dimensions; inferred with :func:`config_from_state` when omitted.
+        path: any format :func:`read_npnet_state` reads, or a :data:`BUILTIN_WEIGHTS` name such as ``"shapes"``.
+        config: the network's dimensions; default the built-in's preset, else inferred with :func:`config_from_state`.
         config_kwargs: passed to :func:`config_from_state` (``text_len``, ``swin``, ``svd_attention``).
     """
     state = read_npnet_state(path)
-    config = config or config_from_state(state, **config_kwargs)
+    builtin = PRESETS[str(path)] if str(path) in BUILTIN_WEIGHTS else None
+    config = config or builtin or config_from_state(state, **config_kwargs)
     net = NPNet(config)
     net.load_state_dict(state, strict=True)
     return net.eval()

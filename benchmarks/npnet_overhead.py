@@ -2,8 +2,8 @@
 
 Prints three things measured in one run:
 
-1. time ratio: an NPNet forward ÷ one full sampling (encode, N CFG steps, decode) of the same batch on the embedded
-   backbone (``shapes``; ``tiny-sd`` stands in, with a note, while the shapes weights are not shipped);
+1. time ratio: the shipped shapes NPNet's forward ÷ one full sampling (encode, N CFG steps, decode) of the same
+   batch on the embedded ``shapes`` backbone;
 2. FLOP ratio: the official SDXL NPNet ÷ a 50-step CFG SDXL sampling, both counted on the meta device with
    ``torch.utils.flop_counter`` (real-size SDXL UNet config, no weights; SVD added analytically as ≈ 22 n³);
 3. training samples/s (forward + backward + AdamW) for the small and the official network.
@@ -15,7 +15,6 @@ import argparse
 import os
 import statistics
 import time
-from dataclasses import replace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -24,8 +23,10 @@ import torch.nn.functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from goldennoise.backbones import generate, load_backbone  # noqa: E402
-from goldennoise.noise import PRESETS, NPNet  # noqa: E402
+from goldennoise.noise import PRESETS, NPNet, load_npnet  # noqa: E402
 from goldennoise.sampling import noise_for_seeds  # noqa: E402
+from goldennoise.shapes.grammar import to_prompt  # noqa: E402
+from goldennoise.shapes.splits import sample_scene  # noqa: E402
 
 SDXL_UNET = dict(sample_size=128, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280),
                  layers_per_block=2,
@@ -56,30 +57,18 @@ def median_seconds(fn, device: torch.device, repeats: int) -> float:
     return statistics.median(times)
 
 
-def embedded_backbone():
-    """The shapes backbone, or tiny-sd (same code path, random weights) while shapes is not shipped."""
-    try:
-        return "shapes", load_backbone("shapes")
-    except Exception as err:  # noqa: BLE001 - any failure means "not available here"
-        print(f"note: shapes backbone unavailable ({type(err).__name__}); timing tiny-sd instead")
-        return "tiny-sd", load_backbone("tiny-sd")
-
-
 def time_ratio(device: torch.device, batch: int, steps: int, repeats: int) -> None:
-    name, backbone = embedded_backbone()
-    backbone.to(device)
-    channels, size, _ = backbone.latent_shape()
-    prompts = [f"a red circle left of a blue square {i}" for i in range(batch)]
-    embeds = backbone.encode_prompt(prompts)[0].embeds.float()
-    config = replace(PRESETS["shapes"], text_len=embeds.shape[1], text_dim=embeds.shape[2], latent_size=size)
-    net = NPNet(config).to(device).eval()
-    noise = noise_for_seeds(range(batch), (channels, size, size), device=device)
+    backbone = load_backbone("shapes").to(device)
+    prompts = [to_prompt(sample_scene(i, "test").spec) for i in range(batch)]
+    embeds = backbone.encode_prompt(prompts)[0].embeds.float()  # (B, 16, 64)
+    net = load_npnet("shapes").to(device)  # the shipped network
+    noise = noise_for_seeds(range(batch), backbone.latent_shape(), device=device)  # (B, 4, 8, 8)
     pipeline = backbone.pipeline("ddim")
     pipeline.set_progress_bar_config(disable=True)
     t_net = median_seconds(lambda: net(noise, embeds), device, repeats)
     t_sample = median_seconds(lambda: generate(pipeline, prompts, noise, num_inference_steps=steps,
                                                guidance_scale=5.5), device, repeats)
-    print(f"[time] {name}, batch {batch}, {steps} DDIM steps with CFG: NPNet {1e3 * t_net:.1f} ms, sampling "
+    print(f"[time] shapes, batch {batch}, {steps} DDIM steps with CFG: NPNet {1e3 * t_net:.1f} ms, sampling "
           f"{1e3 * t_sample:.1f} ms -> NPNet / sampling = {100 * t_net / t_sample:.2f} %")
 
 
@@ -134,7 +123,7 @@ def train_throughput(device: torch.device, preset: str, batch: int, steps: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     parser.add_argument("--batch", type=int, default=4, help="batch of the time ratio")
     parser.add_argument("--steps", type=int, default=10, help="sampling steps of the time ratio")
     parser.add_argument("--repeats", type=int, default=5)

@@ -1,4 +1,7 @@
-"""Text-to-image backbones behind one interface; the only subpackage that names diffusers / transformers classes."""
+"""Text-to-image backbones behind one interface; the only subpackage that names diffusers classes.
+
+(transformers classes appear here for text encoders and in :mod:`goldennoise.metrics` for the CLIP-based scorers.)
+"""
 
 from goldennoise.backbones.base import SCHEDULERS, Backbone, PromptEmbeds
 from goldennoise.backbones.generate import generate

@@ -30,4 +30,10 @@ class StableDiffusionBackbone(Backbone):
 
     def _pipeline_components(self) -> dict[str, Any]:
         return dict(vae=self.vae, text_encoder=self.text_encoders[0], tokenizer=self.tokenizers[0], unet=self.unet,
-                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+                    **self.load_kwargs)
+
+
+def sd_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, scheduler: Any) -> StableDiffusionPipeline:
+    """A ``StableDiffusionPipeline`` of these components, without the safety checker (as every SD one here)."""
+    return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=scheduler, **StableDiffusionBackbone.load_kwargs)

@@ -23,7 +23,7 @@ from diffusers import (
 from open_clip.tokenizer import bytes_to_unicode, default_bpe
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-from goldennoise.backbones.sd import StableDiffusionBackbone
+from goldennoise.backbones.sd import StableDiffusionBackbone, sd_pipeline
 from goldennoise.backbones.sdxl import StableDiffusionXLBackbone
 
 CLIP_NUM_MERGES = 48_894
@@ -55,11 +55,14 @@ def clip_tokenizer(num_merges: int = CLIP_NUM_MERGES, max_length: int = 77) -> C
         return CLIPTokenizer(str(vocab), str(merges_file), model_max_length=max_length, pad_token="<|endoftext|>")
 
 
-def _text_config(tokenizer: CLIPTokenizer, **overrides: int) -> CLIPTextConfig:
-    return CLIPTextConfig(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+def clip_text_config(tokenizer: CLIPTokenizer, hidden_size: int = 32, intermediate_size: int = 37,
+                     num_attention_heads: int = 4, num_hidden_layers: int = 2, **extra: int) -> CLIPTextConfig:
+    """A small ``CLIPTextConfig`` over the tokenizer's whole vocabulary, context length and special tokens."""
+    return CLIPTextConfig(hidden_size=hidden_size, intermediate_size=intermediate_size,
+                          num_attention_heads=num_attention_heads, num_hidden_layers=num_hidden_layers,
                           max_position_embeddings=tokenizer.model_max_length, vocab_size=len(tokenizer),
                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                          pad_token_id=tokenizer.pad_token_id, **overrides)
+                          pad_token_id=tokenizer.pad_token_id, **extra)
 
 
 def _tiny_vae() -> AutoencoderKL:
@@ -82,10 +85,9 @@ def tiny_sd_pipeline(
         torch.manual_seed(seed)
         unet = _tiny_unet(cross_attention_dim=32, attention_head_dim=4, norm_num_groups=32)
         vae = _tiny_vae()
-        text_encoder = CLIPTextModel(_text_config(tokenizer))
-    return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=DDIMScheduler(**SD_SCHEDULER, prediction_type=prediction_type),
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        text_encoder = CLIPTextModel(clip_text_config(tokenizer))
+    scheduler = DDIMScheduler(**SD_SCHEDULER, prediction_type=prediction_type)
+    return sd_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
 
 
 def tiny_sdxl_pipeline(seed: int = 0, num_merges: int = 2000) -> StableDiffusionXLPipeline:
@@ -98,8 +100,8 @@ def tiny_sdxl_pipeline(seed: int = 0, num_merges: int = 2000) -> StableDiffusion
                           addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 32,
                           norm_num_groups=1)
         vae = _tiny_vae()
-        text_encoder = CLIPTextModel(_text_config(tokenizer))
-        text_encoder_2 = CLIPTextModelWithProjection(_text_config(tokenizer, projection_dim=32))
+        text_encoder = CLIPTextModel(clip_text_config(tokenizer))
+        text_encoder_2 = CLIPTextModelWithProjection(clip_text_config(tokenizer, projection_dim=32))
     return StableDiffusionXLPipeline(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2,
                                      tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
                                      scheduler=DDIMScheduler(**SD_SCHEDULER, timestep_spacing="leading"),

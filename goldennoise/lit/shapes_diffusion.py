@@ -26,36 +26,19 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from goldennoise.backbones.shapes_parts import (
+    build_text_encoder,
+    build_unet,
+    load_vae,
+    shapes_pipeline,
+    training_scheduler,
+    vae_downsampling,
+)
 from goldennoise.backbones.tiny import clip_tokenizer
 from goldennoise.lit.frozen import FrozenPartMixin
-
-
-def build_text_encoder(tokenizer: CLIPTokenizer, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4,
-                       intermediate_size: int = 128) -> CLIPTextModel:
-    """A small ``CLIPTextModel`` over the tokenizer's full vocabulary and context length."""
-    config = CLIPTextConfig(hidden_size=hidden_size, intermediate_size=intermediate_size, num_hidden_layers=num_layers,
-                            num_attention_heads=num_heads, max_position_embeddings=tokenizer.model_max_length,
-                            vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    return CLIPTextModel(config)
-
-
-def build_unet(sample_size: int = 8, in_channels: int = 4, block_out_channels: tuple[int, ...] = (48, 96),
-               layers_per_block: int = 1, cross_attention_dim: int = 64, attention_heads: int = 4,
-               norm_num_groups: int = 16) -> UNet2DConditionModel:
-    """A ``UNet2DConditionModel`` with cross-attention at every level (the latents are only 8 × 8)."""
-    levels = len(block_out_channels)
-    return UNet2DConditionModel(sample_size=sample_size, in_channels=in_channels, out_channels=in_channels,
-                                block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
-                                down_block_types=("CrossAttnDownBlock2D",) * levels,
-                                up_block_types=("CrossAttnUpBlock2D",) * levels,
-                                cross_attention_dim=cross_attention_dim, attention_head_dim=attention_heads,
-                                norm_num_groups=norm_num_groups)
 
 
 class ShapesDiffusionModule(FrozenPartMixin, L.LightningModule):
@@ -91,20 +74,19 @@ class ShapesDiffusionModule(FrozenPartMixin, L.LightningModule):
                  export_dir: str | None = None, export_dtype: str = "float16") -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.vae = AutoencoderKL.from_pretrained(vae).eval().requires_grad_(False)
+        self.vae = load_vae(vae).eval().requires_grad_(False)
         self.tokenizer = clip_tokenizer(max_length=max_length)
         self.text_encoder = build_text_encoder(self.tokenizer, text_hidden_size, text_layers, text_heads,
                                                2 * text_hidden_size)
-        factor = 2 ** (len(self.vae.config.block_out_channels) - 1)  # pixels per latent cell
-        self.unet = build_unet(self.vae.config.sample_size // factor, self.vae.config.latent_channels,
-                               block_out_channels, layers_per_block, text_hidden_size, attention_heads)
-        self.noise_scheduler = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
-                                             clip_sample=False, prediction_type="epsilon")
+        latent_size = self.vae.config.sample_size // vae_downsampling(self.vae)
+        self.unet = build_unet(latent_size, self.vae.config.latent_channels, block_out_channels, layers_per_block,
+                               text_hidden_size, attention_heads)
+        self.noise_scheduler = training_scheduler(num_train_timesteps, beta_schedule)
         trained = nn.ModuleDict({"unet": self.unet, "text_encoder": self.text_encoder})
         self.ema = AveragedModel(trained, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
         self.ema.requires_grad_(False)  # updated by averaging, never by the optimizer
 
-    def encode_prompts(self, prompts: list[str], text_encoder: CLIPTextModel | None = None) -> torch.Tensor:
+    def encode_prompts(self, prompts: list[str], text_encoder: nn.Module | None = None) -> torch.Tensor:
         """Last hidden states ``(B, max_length, D)`` of ``prompts``, padded to the context length as SD does."""
         ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors="pt").input_ids.to(self.device)
@@ -160,15 +142,11 @@ class ShapesDiffusionModule(FrozenPartMixin, L.LightningModule):
             optimizer, lambda step: min(1.0, (step + 1) / max(self.hparams.warmup_steps, 1)))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": warmup, "interval": "step"}}
 
-    def pipeline(self) -> StableDiffusionPipeline:
-        """A ``StableDiffusionPipeline`` of the EMA weights, the VAE, the tokenizer and a DDIM scheduler."""
-        averaged = self.ema.module
-        scheduler = DDIMScheduler(num_train_timesteps=self.hparams.num_train_timesteps,
-                                  beta_schedule=self.hparams.beta_schedule, clip_sample=False,
-                                  set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
-        return StableDiffusionPipeline(vae=self.vae, text_encoder=averaged["text_encoder"], tokenizer=self.tokenizer,
-                                       unet=averaged["unet"], scheduler=scheduler, safety_checker=None,
-                                       feature_extractor=None, requires_safety_checker=False)
+    def pipeline(self, parts: dict[str, nn.Module] | None = None) -> Any:
+        """A ``StableDiffusionPipeline`` of the EMA weights (or ``parts``), the VAE, the tokenizer and DDIM."""
+        parts = parts or {"vae": self.vae, **self.ema.module}
+        return shapes_pipeline(parts["vae"], parts["text_encoder"], self.tokenizer, parts["unet"],
+                               self.hparams.num_train_timesteps, self.hparams.beta_schedule)
 
     def on_train_end(self) -> None:
         if self.hparams.export_dir is None or not self.trainer.is_global_zero:
@@ -178,8 +156,6 @@ class ShapesDiffusionModule(FrozenPartMixin, L.LightningModule):
     def export(self, folder: str | Path, dtype: str = "float16") -> None:
         """Save :meth:`pipeline` with ``save_pretrained`` (safetensors), its weights cast to ``dtype`` on copies."""
         torch_dtype = {"float16": torch.float16, "float32": torch.float32}[dtype]
-        parts = {k: v for k, v in self.pipeline().components.items() if k in ("vae", "text_encoder", "unet")}
+        parts = {"vae": self.vae, **self.ema.module}
         cast = {k: copy.deepcopy(v).to(torch_dtype) for k, v in parts.items()}
-        export = StableDiffusionPipeline(**cast, tokenizer=self.tokenizer, scheduler=self.pipeline().scheduler,
-                                         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-        export.save_pretrained(Path(folder), safe_serialization=True)
+        self.pipeline(cast).save_pretrained(Path(folder), safe_serialization=True)

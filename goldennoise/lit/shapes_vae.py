@@ -20,18 +20,8 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL
 
-
-def build_vae(block_out_channels: tuple[int, ...] = (16, 32, 64), layers_per_block: int = 1,
-              latent_channels: int = 4, norm_num_groups: int = 8, sample_size: int = 32) -> AutoencoderKL:
-    """A diffusers ``AutoencoderKL`` for ``sample_size`` px images, downsampling ``2 ** (levels - 1)`` times."""
-    blocks = len(block_out_channels)
-    return AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=tuple(block_out_channels),
-                         sample_size=sample_size, down_block_types=("DownEncoderBlock2D",) * blocks,
-                         up_block_types=("UpDecoderBlock2D",) * blocks,
-                         layers_per_block=layers_per_block, latent_channels=latent_channels,
-                         norm_num_groups=norm_num_groups)
+from goldennoise.backbones.shapes_parts import build_vae
 
 
 class ShapesVAEModule(L.LightningModule):

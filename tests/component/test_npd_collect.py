@@ -65,14 +65,8 @@ def test_stored_target_is_the_hand_computed_redenoise_step(tmp_path, backbone_na
     assert summary["count"] == 2 and summary["kept_fraction"] == kept / 2
 
 
-def test_datamodule_reads_a_collection_with_each_prompts_own_embedding(tmp_path, tiny_sd, monkeypatch):
-    module = importlib.import_module("goldennoise.collection.collect")
-    monkeypatch.setattr(module, "sample_ddim", lambda denoiser, noise, schedule: noise)  # images are not read here
-    config = CollectConfig(output_dir=str(tmp_path / "npd"), backbone="tiny-sd", prompts=["a red fox", "a blue jay"],
-                           seeds="0-2", num_steps=2, image_size=16, batch_size=4, shard_size=4,
-                           storage_dtype="float16", scorers=[ScorerSpec("hpsv2", model="tiny")], progress=False,
-                           accelerator="cpu")
-    collect(config)
+def test_datamodule_reads_a_collection_with_each_prompts_own_embedding(tiny_sd, tiny_npd):
+    config = tiny_npd(seeds="0-2", storage_dtype="float16")
     dm = NoisePairDataModule(config.output_dir, margin=None, val_fraction=0.0, batch_size=6)
     dm.prepare_data()  # the cache written by collect is complete: no backbone is loaded
     dm.setup("fit")

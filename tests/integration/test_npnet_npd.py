@@ -1,27 +1,19 @@
 """NPNet trains on a real (tiny) NPD collection through NoisePairDataModule: the batch contract end to end."""
 
-import importlib
 from dataclasses import replace
 
 import lightning as L
 import pytest
 import torch
 
-from goldennoise.collection import CollectConfig, ScorerSpec, collect
 from goldennoise.data.npd import NoisePairDataModule
 from goldennoise.lit.npnet import NPNetModule
 from goldennoise.noise import PRESETS
 
 
 @pytest.mark.slow  # ~30 s on 2 shared cores, mostly the collection; the batch contract is also unit-tested
-def test_npnet_fits_a_tiny_sd_collection(tmp_path, monkeypatch):
-    module = importlib.import_module("goldennoise.collection.collect")
-    monkeypatch.setattr(module, "sample_ddim", lambda denoiser, noise, schedule: noise)  # images are not needed
-    config = CollectConfig(output_dir=str(tmp_path / "npd"), backbone="tiny-sd", prompts=["a red fox", "a blue jay"],
-                           seeds="0-3", num_steps=2, image_size=16, batch_size=4, shard_size=4,
-                           storage_dtype="float32", scorers=[ScorerSpec("hpsv2", model="tiny")], progress=False,
-                           accelerator="cpu")
-    collect(config)
+def test_npnet_fits_a_tiny_sd_collection(tiny_npd):
+    config = tiny_npd(seeds="0-3", storage_dtype="float32")
     data = NoisePairDataModule(config.output_dir, margin=None, val_fraction=0.25, batch_size=4)
     net = replace(PRESETS["shapes"], text_dim=32, text_len=77, latent_size=8)  # tiny-sd at 16 px: 4×8×8, 77×32
     L.seed_everything(0)

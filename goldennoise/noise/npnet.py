@@ -29,8 +29,6 @@ import torch.nn.functional as F
 from timm.models.swin_transformer import SwinTransformer
 from torch import nn
 
-from goldennoise.noise.base import NoiseMethod
-
 
 @dataclass
 class SwinConfig:
@@ -256,7 +254,7 @@ class TextAdaGroupNorm(nn.Module):
         return F.group_norm(x, 1, eps=self.eps) * (1 + scale) + shift
 
 
-class NPNet(NoiseMethod):
+class NPNet(nn.Module):
     """The noise prompt network: ``golden = SVD(x) + (2σ(α) − 1)·e + β·Swin(x + e)`` (npnet.md §1.1).
 
     Args:

@@ -12,14 +12,17 @@ to the network's size, runs NPNet and resizes the result back, as the ComfyUI po
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from goldennoise.backbones import Backbone, generate
-from goldennoise.noise.base import NoiseMethod
-from goldennoise.noise.npnet import NPNet
+from goldennoise.noise.base import NoiseContext, NoiseMethod
+from goldennoise.noise.npnet import PRESETS, NPNet
+from goldennoise.noise.npnet_checkpoint import load_npnet
 
 ResizePolicy = Literal["error", "nearest-exact", "bilinear"]
 
@@ -40,7 +43,7 @@ def encode_for_npnet(pipeline: Any, prompts: list[str]) -> torch.Tensor:
     return out[0]
 
 
-class NPNetPlugin(NoiseMethod):
+class NPNetPlugin(nn.Module):
     """Wrap a trained :class:`NPNet` for inference on any batch, dtype and device.
 
     Args:
@@ -89,3 +92,33 @@ class NPNetPlugin(NoiseMethod):
     def generate(self, pipeline: Any, prompts: list[str], noise: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """Images (B, 3, H, W) in [0, 1] from golden noise; ``kwargs`` go to :func:`goldennoise.backbones.generate`."""
         return generate(pipeline, prompts, self.for_pipeline(pipeline, prompts, noise), **kwargs)
+
+
+class NPNetNoise(NoiseMethod):
+    """NPNet as a noise method: golden noise from the noise and each sample's own prompt embedding (npnet.md §5).
+
+    Args:
+        checkpoint: NPNet weights: a file :func:`~goldennoise.noise.load_npnet` reads (official ``.pth``,
+            safetensors, Lightning ``.ckpt``) or a shipped name such as ``"shapes"``.
+        preset: network dimensions by :data:`~goldennoise.noise.PRESETS` name; ``None`` infers them from the file.
+        resize: policy for latents of another size than the network's (see :class:`NPNetPlugin`).
+    """
+
+    def __init__(self, checkpoint: str = "shapes", preset: str | None = None, resize: ResizePolicy = "error") -> None:
+        super().__init__()
+        if preset is not None and preset not in PRESETS:
+            raise ValueError(f"Unknown NPNet preset {preset!r}; choose one of {sorted(PRESETS)}.")
+        config = PRESETS[preset] if preset is not None else None
+        self.checkpoint, self.preset = checkpoint, preset
+        self.plugin = NPNetPlugin(load_npnet(checkpoint, config=config), resize)
+
+    def describe(self) -> dict[str, Any]:
+        """The settings and a digest of the weights (the same path may hold other weights later)."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.plugin.net.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return {**super().describe(), "weights_sha256": digest.hexdigest()[:16]}
+
+    def forward(self, noise: torch.Tensor, ctx: NoiseContext) -> torch.Tensor:
+        return self.plugin(noise, ctx.cond.embeds)  # (B, C, h, w); positive per-token embeddings, as trained

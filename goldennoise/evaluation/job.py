@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from goldennoise.engine.store import iter_shards, load_shard_tensors
 
 from goldennoise.backbones import load_backbone
 from goldennoise.engine import RunStats
@@ -18,6 +19,18 @@ from goldennoise.evaluation.harness import Item, evaluate_batch
 from goldennoise.evaluation.report import flat_rows, format_table, summarize
 from goldennoise.metrics.registry import primary_key
 from goldennoise.noise.base import describe_module
+
+
+def read_outputs(output_dir: Path) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """Every record of an evaluation folder, in item order, and its kept images (``images``, ``image_index``,
+    ``image_method``; empty when none were kept).
+    """
+    shards = list(iter_shards(output_dir))
+    records = [r for shard in shards for r in shard.records]
+    parts = [load_shard_tensors(shard.path) for shard in shards]
+    parts = [p for p in parts if "images" in p]
+    images = {key: torch.cat([p[key] for p in parts]) for key in ("images", "image_index", "image_method")} if parts else {}
+    return records, images
 
 
 def _image_kept(config: EvaluateConfig, index: int) -> bool:
@@ -87,10 +100,10 @@ class EvaluationJob:
                        "image_method": torch.tensor([j for j, _ in kept])}
         return tensors, records
 
-    def finalize(self, output_dir: Path, records: list[dict], images: dict[str, torch.Tensor],
-                 stats: RunStats) -> dict[str, Any]:
+    def finalize(self, output_dir: Path, stats: RunStats) -> dict[str, Any]:
         """Write the per-sample table, the grid and the summary; log to MLflow; print the table."""
         c = self.config
+        records, images = read_outputs(output_dir)
         rows = flat_rows(records)
         names = [m.name for m in c.methods]
         summaries = summarize(rows, names, c.baseline_name, c.bootstrap_resamples)

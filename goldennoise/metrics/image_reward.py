@@ -197,5 +197,5 @@ class ImageReward(PromptImageMetric):
     name = "image_reward"
 
     def __init__(self, model: ScorerSource = None, scale: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(resolve_scorer(model, load_image_reward), scale, **kwargs)
+        super().__init__(resolve_scorer(model, load_image_reward, "image_reward_scorer"), scale, **kwargs)
 

@@ -9,7 +9,7 @@ Configs either name a metric (``{"metric": "hpsv2", "model": "tiny"}`` in an NPD
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -37,13 +37,6 @@ WEIGHTLESS = ("shapes_alignment",)
 """Metrics without a scorer network (no ``model`` argument)."""
 
 
-def _tiny_factory(name: str) -> Callable[[], torch.nn.Module]:
-    from goldennoise.metrics import tiny
-
-    return {"hpsv2": tiny.hpsv2_scorer, "pickscore": tiny.pickscore_scorer, "clip_score": tiny.clip_scorer,
-            "aesthetic": tiny.aesthetic_scorer, "image_reward": tiny.image_reward_scorer}[name]
-
-
 def build_metric(name: str, model: str | None = None, **kwargs: Any) -> Metric:
     """The metric registered as ``name``; its weights load now, so a missing file fails before any sampling.
 
@@ -58,7 +51,7 @@ def build_metric(name: str, model: str | None = None, **kwargs: Any) -> Metric:
         if model is not None:
             raise ValueError(f"Metric {name!r} has no weights; drop model={model!r}.")
         return METRICS[name](**kwargs)
-    return METRICS[name](model=_tiny_factory(name) if model == "tiny" else model, **kwargs)
+    return METRICS[name](model=model, **kwargs)
 
 
 def metric_name(metric: Metric) -> str:

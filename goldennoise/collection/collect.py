@@ -1,11 +1,11 @@
 """NPD collection: NPNet's re-denoise sampling over prompts × seeds, batched, sharded, resumable and multi-process.
 
-Per pair (Zhou et al., 2024, arXiv 2411.09502, Sec. 3.1; ``../shared/docs/npnet.md`` §2.2), in batches:
+Per pair (Zhou et al., 2024, arXiv 2411.09502, Sec. 3.1; ``docs/npnet.md`` §2.2), in batches:
 
 1. x_T: per-seed CPU noise (:func:`~goldennoise.sampling.noise_for_seeds`, fp16 for official parity);
 2. x'_T = :func:`~goldennoise.sampling.redenoise_step` (ω_l denoise, ω_w inversion, official or textbook levels);
 3. both images — from x_T and from x'_T — sampled together in one 2B batch of N-step DDIM at ω_l and decoded;
-4. each configured score of both images; the pair is stored with every score, whatever they are (§2.3).
+4. each configured score of both images; the pair is stored with every score, whatever they are (docs/npnet.md §2.3).
 
 The (prompt, seed) index is cut into fixed shards of ``shard_size`` pairs; rank r of W processes collects shards
 r, r+W, ... and writes each with one atomic rename (:func:`~goldennoise.data.npd_store.write_shard`). A rerun skips

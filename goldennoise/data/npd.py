@@ -1,7 +1,7 @@
 """``NoisePairDataModule``: the noise prompt dataset (NPD) that NPNet trains on, loaded lazily from shards.
 
 NPNet (Zhou et al., 2024, arXiv 2411.09502) learns ``x_T → x'_T`` from pairs collected by re-denoise sampling
-(``../shared/docs/npnet.md`` §2). Pairs are kept only when the golden-noise image beats the random-noise image:
+(``docs/npnet.md`` §2). Pairs are kept only when the golden-noise image beats the random-noise image:
 the paper keeps a pair iff ``s0 + m < s0'`` (§2.3); the official code uses m = 0, strict. The filter is applied
 here, at load time, so it can change without re-collection.
 
@@ -10,7 +10,7 @@ Contract (with the NPNet LightningModule). Every batch is a dict:
 * ``"noise"``: (B, C, h, w) float32, the random source noise x_T;
 * ``"target"``: (B, C, h, w) float32, the golden noise x'_T;
 * ``"prompt_embeds"``: (B, L, D) float32, the cached ``cond.embeds`` of ``Backbone.encode_prompt`` for each
-  sample's *own* prompt (not ``prompt[0]`` of the batch, official bug §4.1);
+  sample's *own* prompt (not ``prompt[0]`` of the batch, official bug: docs/npnet.md §4.1);
 * ``"prompt"``: list[str] of B prompts;
 * ``"seed"``: (B,) int64.
 
@@ -93,7 +93,7 @@ class NoisePairDataModule(SplitDataModule):
         path: dataset folder written by ``goldennoise collect`` or
             :func:`~goldennoise.data.npd_official.import_official`.
         metric: score name the margin filter reads (e.g. ``"hpsv2"``); default: the only score stored.
-        margin: keep a pair iff golden score − random score > margin (npnet.md §2.3: official m = 0, strict);
+        margin: keep a pair iff golden score − random score > margin (docs/npnet.md §2.3: official m = 0, strict);
             ``None`` keeps every pair.
         val_fraction: share of the pairs (drawn before filtering, so the split is stable across margins) held out.
         split_seed: seed of the train/validation permutation.

@@ -1,7 +1,7 @@
 """Cached text embeddings for the noise prompt dataset: each unique prompt encoded once, stored, looked up per sample.
 
-NPNet conditions on the backbone's own per-token prompt embedding (``../shared/docs/npnet.md`` §1.2: SDXL
-``[77, 2048]``). The official training encodes on the fly and only ``prompt[0]`` of each batch (§4.1, bug 1); here
+NPNet conditions on the backbone's own per-token prompt embedding (``docs/npnet.md`` §1.2: SDXL
+``[77, 2048]``). The official training encodes on the fly and only ``prompt[0]`` of each batch (§4.1, item 1); here
 every unique prompt is encoded once by the frozen text encoders (``Backbone.encode_prompt(...)[0].embeds``) and
 stored under ``<dataset>/prompt_embeds/<backbone>/`` in parts of ``part_size`` prompts (``embeds`` (n, L, D),
 float16 by default: ≈308 KiB per SDXL prompt), with a ``manifest.json`` written last. Lookups memory-map one row.

@@ -1,4 +1,4 @@
-"""Import the official NPD layout (``../shared/docs/npnet.md`` §2.4) into goldennoise shards.
+"""Import the official NPD layout (``docs/npnet.md`` §2.4, ``docs/npd_format.md`` §8) into goldennoise shards.
 
 The official collection (``training/dataset_collection.py`` of xie-lab-ml/Golden-Noise-for-Diffusion-Models) writes
 ``{index}_{seed}.npz`` per pair — ``arr_0`` source noise fp16 [1, 4, 128, 128], ``arr_1`` target noise, ``arr_2``

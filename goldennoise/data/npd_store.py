@@ -1,8 +1,8 @@
 """On-disk format of the noise prompt dataset (NPD): atomic safetensors shards whose headers carry the records.
 
 NPNet (Zhou et al., 2024, arXiv 2411.09502) trains on (random noise, golden noise, prompt) pairs collected by
-re-denoise sampling (``../shared/docs/npnet.md`` §2.2). The official code writes one ``.npz`` per pair plus a JSONL of
-scores (§2.4); goldennoise follows the [goldennoise default] of §2.4 instead:
+re-denoise sampling (``docs/npnet.md`` §2.2). The official code writes one ``.npz`` per pair plus a JSONL of scores
+(§2.4); goldennoise stores shards instead (``docs/npd_format.md``):
 
 * ``<dataset>/shards/shard-<k>.safetensors`` holds a fixed, contiguous block of the collection's (prompt, seed)
   index: tensors ``noise`` and ``target`` (n, C, h, w), ``seed`` and ``index`` (n,) int64; its header metadata holds
@@ -12,7 +12,7 @@ scores (§2.4); goldennoise follows the [goldennoise default] of §2.4 instead:
 * ``<dataset>/index.parquet``: every record flattened (one row per pair, ``score/<name>/random|golden`` columns),
   written when a collection finishes, for inspection with pandas; loaders read the shard headers.
 
-Every pair is stored; the margin filter (§2.3) is applied at load time.
+Every pair is stored; the margin filter (``docs/npnet.md`` §2.3) is applied at load time.
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ from goldennoise.data.npd import NoisePairDataModule
 from goldennoise.data.npd_store import iter_shards, load_shard_tensors
 from goldennoise.sampling import noise_for_seeds
 
-# npnet.md §2.2 table, N = 10: official 701 → 801 (a 0.668, b 0.342); textbook 801 → 901 (a 0.619, b 0.385)
+# docs/npnet.md §2.2 table, N = 10: official 701 → 801 (a 0.668, b 0.342); textbook 801 → 901 (a 0.619, b 0.385)
 LEVELS = {"official": (701, 801, 0.668, 0.342), "textbook": (801, 901, 0.619, 0.385)}
 
 
 def hand_redenoise(backbone, prompts, seeds, convention, w_l=5.5, w_w=1.0, size=16, num_steps=10):
-    """x'_T = a·x_{t1} + b·ε̂^{ω_w}(x_{t1}, t0), every term spelled out (npnet.md §2.2 step 2)."""
+    """x'_T = a·x_{t1} + b·ε̂^{ω_w}(x_{t1}, t0), every term spelled out (docs/npnet.md §2.2 step 2)."""
     ab = backbone.alphas_cumprod.double()
     timesteps = backbone.ddim_schedule(num_steps).timesteps
     t0, t1, step = int(timesteps[0]), int(timesteps[1]), len(ab) // num_steps
@@ -79,7 +79,7 @@ def test_datamodule_reads_a_collection_with_each_prompts_own_embedding(tiny_sd, 
 
 
 def test_conventions_give_different_targets(tiny_sd):
-    assert tiny_sd.ddim_schedule(10).timesteps[:2].tolist() == [901, 801]  # so the table of npnet.md is checked
+    assert tiny_sd.ddim_schedule(10).timesteps[:2].tolist() == [901, 801]  # so the table of docs/npnet.md is checked
     _, official = hand_redenoise(tiny_sd, ["a red fox"], [3], "official")
     _, textbook = hand_redenoise(tiny_sd, ["a red fox"], [3], "textbook")
     assert not torch.allclose(official, textbook, atol=1e-3)

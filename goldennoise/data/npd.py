@@ -16,7 +16,9 @@ Contract (with the NPNet LightningModule). Every batch is a dict:
 
 Loading never holds the set in RAM: shard headers give the index, tensors are memory-mapped one row at a time
 (safetensors), and embeddings come from the per-dataset cache (:mod:`goldennoise.data.npd_embeddings`), built once
-in ``prepare_data`` from the ``backbone`` when absent.
+in ``prepare_data`` from the ``backbone`` when absent or damaged. Nothing is trusted blindly: the shards are scanned
+once per DataModule, each checked against its content hash and against ``collection.json`` (a missing shard is
+named), and the cache is verified the same way when it opens (:mod:`goldennoise.data.npd_store`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from safetensors import safe_open
 from torch.utils.data import Dataset
 
 from goldennoise.data.base import SplitDataModule
-from goldennoise.data.npd_embeddings import EmbeddingCache, build_embedding_cache, cache_dir, cached_backbones
+from goldennoise.data.npd_embeddings import (
+    EmbeddingCache,
+    EmbeddingCacheError,
+    build_embedding_cache,
+    cache_dir,
+    cached_backbones,
+    usable_cache,
+)
 from goldennoise.data.npd_store import Shard, iter_shards
 
 
@@ -104,7 +113,9 @@ class NoisePairDataModule(SplitDataModule):
         backbone_dtype: weight dtype when the backbone must be loaded to build the cache.
         embed_batch_size: prompts per text-encoder call when building the cache.
         embed_device: device of that one-off encoding pass; default: the current accelerator, else the CPU.
-        on_bad_shard: ``"error"`` (raise, naming the file) or ``"skip"`` (warn and load the other shards).
+        on_bad_shard: what a bad shard (truncated, corrupt, changed since written: its content hash fails) or a
+            shard missing from ``collection.json`` does: ``"error"`` (raise, naming the file) or ``"skip"`` (one
+            warning listing them, and the other shards load). Shards are scanned once per DataModule.
         pin_memory: pin batches in page-locked memory.
     """
 
@@ -132,16 +143,35 @@ class NoisePairDataModule(SplitDataModule):
         self.backbone, self.backbone_dtype, self.embed_batch_size = backbone, backbone_dtype, embed_batch_size
         self.embed_device = embed_device
         self.on_bad_shard = on_bad_shard
+        self._scanned: list[Shard] | None = None
+        self._embeddings: EmbeddingCache | None = None
 
     # --- index --------------------------------------------------------------------------------------------------
 
     def _shards(self) -> list[Shard]:
-        if not self.path.is_dir():
-            raise FileNotFoundError(f"NPD dataset folder {self.path} does not exist; run `goldennoise collect` first.")
-        shards = list(iter_shards(self.path, self.on_bad_shard))
-        if not shards:
-            raise FileNotFoundError(f"NPD dataset folder {self.path} holds no readable shards.")
-        return shards
+        """The verified shards, scanned on first use (so problems are reported once, not by every hook)."""
+        if self._scanned is None:
+            if not self.path.is_dir():
+                raise FileNotFoundError(f"NPD dataset folder {self.path} does not exist; run `goldennoise collect` "
+                                        "first.")
+            shards = list(iter_shards(self.path, self.on_bad_shard))
+            if not shards:
+                raise FileNotFoundError(f"NPD dataset folder {self.path} holds no readable shards.")
+            self._scanned = shards
+        return self._scanned
+
+    def _embedding_cache(self, shards: list[Shard]) -> EmbeddingCache:
+        """The verified embedding cache (opened once).
+
+        Raises:
+            EmbeddingCacheError: the cache is missing or damaged (the message names the file).
+        """
+        if self._embeddings is None:
+            try:
+                self._embeddings = EmbeddingCache(cache_dir(self.path, self._backbone_name(shards)))
+            except EmbeddingCacheError as err:
+                raise EmbeddingCacheError(f"{err} Run prepare_data() to rebuild it.") from None
+        return self._embeddings
 
     def _backbone_name(self, shards: list[Shard]) -> str:
         if self.backbone is not None:
@@ -164,12 +194,13 @@ class NoisePairDataModule(SplitDataModule):
     # --- Lightning hooks ----------------------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        """Build the prompt-embedding cache once (on one process) if it is missing or incomplete."""
+        """Build the prompt-embedding cache once (on one process) if it is missing, incomplete or damaged."""
         shards = self._shards()
         name = self._backbone_name(shards)
         prompts = [r["prompt"] for s in shards for r in s.records]
         folder = cache_dir(self.path, name)
-        if (folder / "manifest.json").is_file() and not EmbeddingCache(folder).missing(prompts):
+        self._embeddings = usable_cache(folder, prompts)
+        if self._embeddings is not None:
             return
         from goldennoise.backbones import load_backbone
 
@@ -181,7 +212,7 @@ class NoisePairDataModule(SplitDataModule):
         """Index the shards, split all pairs with ``split_seed``, then apply the margin filter to each split."""
         shards = self._shards()
         metric = self._metric(shards)
-        embeddings = EmbeddingCache(cache_dir(self.path, self._backbone_name(shards)))
+        embeddings = self._embedding_cache(shards)
         pairs = [(s.path, row, r) for s in shards for row, r in enumerate(s.records)]
         missing = embeddings.missing([r["prompt"] for _, _, r in pairs])
         if missing:

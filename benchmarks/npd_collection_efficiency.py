@@ -3,7 +3,7 @@
     efficiency = (pairs/s × UNet evaluations per pair) / (raw batched UNet evaluations/s at the same batch size)
 
 A pair costs ``repeats·(c(ω_l) + c(ω_w)) + 2·N·c(ω_l)`` per-sample UNet evaluations (c = 2 with CFG, else 1): the
-re-denoise step plus both N-step images (npnet.md §2.2). The raw rate is the UNet alone on the sampling loop's own
+re-denoise step plus both N-step images (docs/npnet.md §2.5). The raw rate is the UNet alone on the sampling loop's own
 batch, 2B latents with CFG (4B rows), the call that dominates collection; collection adds the re-denoise step at
 smaller batches, text encoding, VAE decoding, scoring, noise drawing and shard writes. Target ≥ 0.85 on the
 embedded backbone. Both rates are measured in one process, alternating, and the medians' ratio is printed, of process

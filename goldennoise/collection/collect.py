@@ -1,16 +1,19 @@
 """NPD collection: NPNet's re-denoise sampling over prompts × seeds, batched, sharded, resumable and multi-process.
 
-Per pair (Zhou et al., 2024, arXiv 2411.09502, Sec. 3.1; ``../shared/docs/npnet.md`` §2.2), in batches:
+Per pair (Zhou et al., 2024, arXiv 2411.09502, Sec. 3.1; ``docs/npnet.md`` §2.2), in batches:
 
 1. x_T: per-seed CPU noise (:func:`~goldennoise.sampling.noise_for_seeds`, fp16 for official parity);
 2. x'_T = :func:`~goldennoise.sampling.redenoise_step` (ω_l denoise, ω_w inversion, official or textbook levels);
 3. both images — from x_T and from x'_T — sampled together in one 2B batch of N-step DDIM at ω_l and decoded;
-4. each configured score of both images; the pair is stored with every score, whatever they are (§2.3).
+4. each configured score of both images; the pair is stored with every score, whatever they are (docs/npnet.md §2.3).
 
 The (prompt, seed) index is cut into fixed shards of ``shard_size`` pairs; rank r of W processes collects shards
 r, r+W, ... and writes each with one atomic rename (:func:`~goldennoise.data.npd_store.write_shard`). A rerun skips
-complete shards, so SIGKILL at any moment followed by the same command yields exactly the uninterrupted dataset.
-The shard layout does not depend on W, so a W-process run writes the same files as a 1-process run.
+complete shards (their content hash checked; a damaged one is collected again), so SIGKILL at any moment followed by
+the same command yields exactly the uninterrupted dataset. The shard layout does not depend on W, so a W-process run
+writes the same files as a 1-process run. The run as a whole holds the folder's lock
+(:class:`~goldennoise.data.folder_lock.FolderLock`, taken by rank 0): a second run on the same folder is refused, and
+only the lock holder clears the temporaries a killed run left.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import os
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,15 +32,19 @@ from tqdm.auto import tqdm
 from goldennoise.backbones import PromptEmbeds, load_backbone, parse_dtype
 from goldennoise.collection.config import CollectConfig, build_items, config_hash
 from goldennoise.collection.scoring import ScoreFn, build_scorers
-from goldennoise.data.npd_embeddings import EmbeddingCache, build_embedding_cache, cache_dir
+from goldennoise.data.folder_lock import FolderLock
+from goldennoise.data.npd_embeddings import build_embedding_cache, cache_dir, usable_cache
 from goldennoise.data.npd_store import (
+    MANIFEST,
     NPDShardError,
     iter_shards,
-    read_shard_header,
+    read_manifest,
+    read_shard,
     remove_stale_temporaries,
-    shard_dir,
+    shard_files,
     shard_path,
     write_index,
+    write_manifest,
     write_shard,
 )
 from goldennoise.sampling import DDIMSchedule, noise_for_seeds, redenoise_step, sample_ddim
@@ -123,33 +131,37 @@ def collect_shard(backbone, items: list[Item], first_index: int, config: Collect
 
 
 def shard_is_complete(path: Path, digest: str) -> bool:
-    """Whether ``path`` is a valid shard of this collection (a bad one is reported and collected again)."""
+    """Whether ``path`` is an intact shard of this collection, content hash checked (a bad one is reported)."""
     if not path.is_file():
         return False
     try:
-        return read_shard_header(path).config_hash == digest
+        shard = read_shard(path)
     except NPDShardError as err:
         warnings.warn(f"{err} It will be collected again.", stacklevel=2)
         return False
+    return shard.config_hash == digest
 
 
 def prepare_output(config: CollectConfig, digest: str, num_pairs: int) -> None:
-    """Create the dataset folder or check that it holds the same collection; clear temporaries of killed runs."""
+    """Check the dataset folder for this collection, (re)write its manifest, clear temporaries of killed runs.
+
+    Call it holding the folder's lock. A folder without shards is reused whatever its ``collection.json`` says: a
+    run that failed before its first shard (a bad backbone, dtype, steps, scorer or prompt) leaves nothing to
+    protect, so the corrected rerun proceeds.
+    """
     out = Path(config.output_dir)
-    manifest = out / "collection.json"
-    if manifest.is_file():
-        existing = json.loads(manifest.read_text())["config_hash"]
-        if existing != digest:
-            raise ValueError(f"{out} holds another collection (config hash {existing}, this one {digest}); "
-                             "choose a new output_dir or restore the settings it was collected with.")
-    else:
-        if any(shard_dir(out).glob("shard-*.safetensors")):
-            raise ValueError(f"{out} holds shards of no goldennoise collection (an import?); choose a new output_dir.")
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = manifest.with_name(f"collection.json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"config_hash": digest, "num_pairs": num_pairs, "config": asdict(config)},
-                                  indent=1, default=str))
-        os.replace(tmp, manifest)
+    manifest, shards = read_manifest(out), shard_files(out)
+    if manifest is None and shards:
+        raise ValueError(f"{out} holds shards of no goldennoise collection (no {MANIFEST}); choose a new "
+                         "output_dir.")
+    if manifest is not None and manifest["config_hash"] != digest:
+        if shards:
+            raise ValueError(f"{out} holds another collection ({len(shards)} shards, config hash "
+                             f"{manifest['config_hash']}; this one {digest}); choose a new output_dir or restore the "
+                             "settings it was collected with.")
+        manifest = None
+    if manifest is None:
+        write_manifest(out, digest, num_pairs, asdict(config))
     remove_stale_temporaries(out)
 
 
@@ -174,33 +186,40 @@ def collect_rank(config: CollectConfig, rank: int, world: int, device: torch.dev
     """
     items = build_items(config)
     digest = config_hash(config, items)
-    if rank == 0:
-        prepare_output(config, digest, len(items))
-    barrier()
-    todo = [k for k in _rank_shards(len(items), config, rank, world)
-            if not shard_is_complete(shard_path(config.output_dir, k), digest)]
-    backbone = load_backbone(config.backbone, dtype=config.backbone_dtype, device=device)
-    collected, seconds = 0, 0.0
-    if todo:
-        scorers = build_scorers(config.scorers)
-        schedule = backbone.ddim_schedule(config.num_steps)  # a fresh scheduler per run
-        latent_shape = backbone.latent_shape(config.image_size, config.image_size)
-        pairs = sum(len(items[k * config.shard_size:(k + 1) * config.shard_size]) for k in todo)
-        bar = tqdm(total=pairs, unit="pair", desc=f"collect rank {rank}", disable=not config.progress or rank != 0,
-                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]")
-        start = time.perf_counter()
-        for k in todo:
-            first = k * config.shard_size
-            tensors, records = collect_shard(backbone, items[first:first + config.shard_size], first, config,
-                                             schedule, scorers, latent_shape, on_batch=bar.update)
-            write_shard(shard_path(config.output_dir, k), tensors, records, config.backbone, digest)
-        seconds, collected = time.perf_counter() - start, pairs
-        bar.close()
-    barrier()
-    collected, seconds = _sum_over_ranks(collected, seconds, world)
-    if rank != 0:
-        return None
-    return finalize(config, backbone, len(items), collected, seconds)
+    with FolderLock(config.output_dir) if rank == 0 else nullcontext():  # the run holds the lock through rank 0
+        backbone = load_backbone(config.backbone, dtype=config.backbone_dtype, device=device)
+        if rank == 0:
+            prepare_output(config, digest, len(items))
+        barrier()
+        todo = [k for k in _rank_shards(len(items), config, rank, world)
+                if not shard_is_complete(shard_path(config.output_dir, k), digest)]
+        collected, seconds = collect_shards(backbone, items, todo, digest, config, rank)
+        barrier()
+        collected, seconds = _sum_over_ranks(collected, seconds, world)
+        if rank != 0:
+            return None
+        return finalize(config, backbone, len(items), collected, seconds)
+
+
+def collect_shards(backbone, items: list[Item], todo: list[int], digest: str, config: CollectConfig,
+                   rank: int) -> tuple[int, float]:
+    """Collect and write the shards ``todo``; returns the pairs collected and the seconds it took."""
+    if not todo:
+        return 0, 0.0
+    scorers = build_scorers(config.scorers)
+    schedule = backbone.ddim_schedule(config.num_steps)  # a fresh scheduler per run
+    latent_shape = backbone.latent_shape(config.image_size, config.image_size)
+    pairs = sum(len(items[k * config.shard_size:(k + 1) * config.shard_size]) for k in todo)
+    bar = tqdm(total=pairs, unit="pair", desc=f"collect rank {rank}", disable=not config.progress or rank != 0,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]")
+    start = time.perf_counter()
+    for k in todo:
+        first = k * config.shard_size
+        tensors, records = collect_shard(backbone, items[first:first + config.shard_size], first, config,
+                                         schedule, scorers, latent_shape, on_batch=bar.update)
+        write_shard(shard_path(config.output_dir, k), tensors, records, config.backbone, digest)
+    bar.close()
+    return pairs, time.perf_counter() - start
 
 
 def _sum_over_ranks(collected: int, seconds: float, world: int) -> tuple[int, float]:
@@ -221,9 +240,7 @@ def finalize(config: CollectConfig, backbone, expected: int, collected: int, sec
         raise RuntimeError(f"{config.output_dir} holds {len(records)} pairs where {expected} were expected.")
     write_index(config.output_dir, shards)
     prompts = [r["prompt"] for r in records]
-    folder = cache_dir(config.output_dir, config.backbone)
-    cached = (folder / "manifest.json").is_file() and not EmbeddingCache(folder).missing(prompts)
-    if config.cache_embeddings and not cached:
+    if config.cache_embeddings and usable_cache(cache_dir(config.output_dir, config.backbone), prompts) is None:
         build_embedding_cache(config.output_dir, config.backbone, backbone, prompts, batch_size=config.batch_size)
     summary = summarize(records, config, collected, seconds)
     (Path(config.output_dir) / "summary.json").write_text(json.dumps(summary, indent=1))

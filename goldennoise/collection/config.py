@@ -1,7 +1,7 @@
 """Settings of an NPD collection run and the (prompt, seed) index they define.
 
-The defaults follow ``../shared/docs/npnet.md`` §2: N = 10 DDIM steps ([goldennoise default]; the official flag says
-50 but its files say 10), ω_l = 5.5, ω_w = 1.0, ``T_max = 1``, the official inversion-timestep convention, fp16 CPU
+The defaults follow ``docs/npnet.md`` §2.2: N = 10 DDIM steps (goldennoise's choice; the official flag says 50 but
+its files say 10), ω_l = 5.5, ω_w = 1.0, ``T_max = 1``, the official inversion-timestep convention, fp16 CPU
 noise per seed, HPSv2 v2.1 scores, and a margin m = 0 (strict) for the summary's kept fraction.
 """
 
@@ -48,7 +48,7 @@ class ScorerSpec:
 
 @dataclass
 class CollectConfig:
-    """An NPD collection: re-denoise sampling (npnet.md §2.2) over prompts × seeds, scored, in atomic shards.
+    """An NPD collection: re-denoise sampling (docs/npnet.md §2.2) over prompts × seeds, scored, in atomic shards.
 
     Args:
         output_dir: dataset folder (shards, index, embedding cache, summary); a rerun resumes it.
@@ -62,7 +62,7 @@ class CollectConfig:
         max_prompts: keep only the first prompts.
         seeds: seed list such as ``"0-3"`` paired with every prompt; ``null`` uses the source's per-prompt seeds
             (the official ``train_60000.json`` style: one seed per prompt).
-        num_steps: DDIM steps N (npnet.md §2.2: ambiguous in the official code; 10 here).
+        num_steps: DDIM steps N (docs/npnet.md §2.2: ambiguous in the official code; 10 here).
         denoise_guidance: ω_l, CFG of the denoising move and of both images (official 5.5).
         inversion_guidance: ω_w, CFG of the inversion move (official 1.0: conditional only).
         convention: ``official`` (ᾱ[t1−Δ] → ᾱ[t1], NPD parity) or ``textbook`` (ᾱ[t1] → ᾱ[t0]) inversion levels.

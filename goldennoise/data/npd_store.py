@@ -1,25 +1,32 @@
 """On-disk format of the noise prompt dataset (NPD): atomic safetensors shards whose headers carry the records.
 
 NPNet (Zhou et al., 2024, arXiv 2411.09502) trains on (random noise, golden noise, prompt) pairs collected by
-re-denoise sampling (``../shared/docs/npnet.md`` §2.2). The official code writes one ``.npz`` per pair plus a JSONL of
-scores (§2.4); goldennoise follows the [goldennoise default] of §2.4 instead:
+re-denoise sampling (``docs/npnet.md`` §2.2). The official code writes one ``.npz`` per pair plus a JSONL of scores
+(§2.4); goldennoise stores shards instead (``docs/npd_format.md``):
 
 * ``<dataset>/shards/shard-<k>.safetensors`` holds a fixed, contiguous block of the collection's (prompt, seed)
   index: tensors ``noise`` and ``target`` (n, C, h, w), ``seed`` and ``index`` (n,) int64; its header metadata holds
   the per-sample records (index, seed, prompt, prompt_id, scores ``{name: [random, golden]}``), the backbone id
   and the collection-config hash. A shard is one file written to a temporary name and renamed (atomic on POSIX),
   so a killed run never leaves a partial shard, and a shard is either absent or complete.
+* Format ``goldennoise-npd/2``: the header also holds ``content_sha256``, the
+  :func:`~goldennoise.data.integrity.content_hash` of the tensors and of every other metadata string (records
+  included), checked on load and on resume; a shard that fails it is treated like a truncated one. Shards of
+  ``goldennoise-npd/1`` (written before the hash) stay readable, unverified, with one warning per scan: they hold
+  costly pairs that nothing can re-derive, and the version tells such a shard from a v2 shard whose hash was removed
+  (an error).
+* ``<dataset>/collection.json``: the collection's config hash, ``num_pairs`` and config (``shard_size``), written
+  before the first shard; loaders compare the shards present with it and name the missing ones.
 * ``<dataset>/index.parquet``: every record flattened (one row per pair, ``score/<name>/random|golden`` columns),
   written when a collection finishes, for inspection with pandas; loaders read the shard headers.
 
-Every pair is stored; the margin filter (§2.3) is applied at load time.
+Every pair is stored; the margin filter (``docs/npnet.md`` §2.3) is applied at load time.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import struct
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,15 +34,29 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
-FORMAT = "goldennoise-npd/1"
+from goldennoise.data.integrity import (
+    TMP_SUFFIX,
+    CorruptFileError,
+    check_length,
+    content_hash,
+    read_tensors,
+    save_atomic,
+    temporary_path,
+    verify_hash,
+    write_json_atomic,
+)
+
+FORMAT = "goldennoise-npd/2"
+LEGACY_FORMAT = "goldennoise-npd/1"
+HASH_KEY = "content_sha256"
 SHARD_DIR = "shards"
-TMP_SUFFIX = ".tmp"
+MANIFEST = "collection.json"
+TENSORS = frozenset({"noise", "target", "seed", "index"})
 
 
-class NPDShardError(ValueError):
-    """A shard is corrupt, truncated or not an NPD shard; the message names the file."""
+class NPDShardError(CorruptFileError):
+    """An NPD shard, or the manifest listing them, is missing, corrupt, truncated or not NPD data; names the file."""
 
 
 @dataclass
@@ -47,12 +68,14 @@ class Shard:
         records: one dict per sample, in row order.
         backbone: backbone id the pairs were collected with.
         config_hash: hash of the collection config.
+        hashed: whether the shard carries a content hash (``False`` for ``goldennoise-npd/1`` shards).
     """
 
     path: Path
     records: list[dict]
     backbone: str
     config_hash: str
+    hashed: bool = True
 
     def __len__(self) -> int:
         return len(self.records)
@@ -68,9 +91,15 @@ def shard_path(dataset: str | Path, shard_id: int) -> Path:
     return shard_dir(dataset) / f"shard-{shard_id:06d}.safetensors"
 
 
+def shard_files(dataset: str | Path) -> list[Path]:
+    """The shard files present in a dataset, in name order (their contents unread)."""
+    folder = shard_dir(dataset)
+    return sorted(folder.glob("shard-*.safetensors")) if folder.is_dir() else []
+
+
 def write_shard(path: str | Path, tensors: dict[str, torch.Tensor], records: list[dict], backbone: str,
                 config_hash: str) -> Path:
-    """Write a shard atomically: to ``<path>.<pid>.tmp``, flushed to disk, then renamed onto ``path``.
+    """Write a shard atomically (:func:`~goldennoise.data.integrity.save_atomic`), with its content hash.
 
     Args:
         path: the final shard file.
@@ -85,17 +114,15 @@ def write_shard(path: str | Path, tensors: dict[str, torch.Tensor], records: lis
     if any(t.shape[0] != n for t in tensors.values()):
         raise ValueError(f"Shard {path}: every tensor needs {n} rows, one per record.")
     metadata = {"format": FORMAT, "backbone": backbone, "config_hash": config_hash, "records": json.dumps(records)}
-    tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o644)  # readable like any other data file (the writer's temporary is private)
-    os.replace(tmp, path)
-    return path
+    return save_atomic(path, tensors, {**metadata, HASH_KEY: content_hash(tensors, metadata)})
 
 
 def remove_stale_temporaries(dataset: str | Path) -> int:
-    """Delete temporary shard files left by killed runs; returns how many were removed."""
+    """Delete temporary shard files left by killed runs; returns how many were removed.
+
+    Call it only while holding the dataset's :class:`~goldennoise.data.folder_lock.FolderLock`: a temporary of a
+    live run is that run's shard in progress.
+    """
     folder = shard_dir(dataset)
     stale = list(folder.glob(f"*{TMP_SUFFIX}")) if folder.is_dir() else []
     for tmp in stale:
@@ -103,70 +130,153 @@ def remove_stale_temporaries(dataset: str | Path) -> int:
     return len(stale)
 
 
-def _check_size(path: Path) -> None:
-    """Check that the file is as long as its safetensors header says (catches truncation without reading data)."""
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-        if len(head) < 8:
-            raise NPDShardError(f"NPD shard {path} is truncated ({size} bytes, no safetensors header).")
-        (header_len,) = struct.unpack("<Q", head)
-        if header_len > size - 8:
-            raise NPDShardError(f"NPD shard {path} is truncated inside its header ({size} bytes).")
-        try:
-            header = json.loads(handle.read(header_len))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise NPDShardError(f"NPD shard {path} is corrupt: its header is not valid JSON.") from None
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    if 8 + header_len + end != size:
-        raise NPDShardError(f"NPD shard {path} is truncated or corrupt: {size} bytes where its header "
-                            f"describes {8 + header_len + end}.")
+def read_shard(path: str | Path, verify: bool = True) -> Shard:
+    """Read and validate a shard's header; with ``verify``, also check its content hash (reads the tensors).
 
-
-def read_shard_header(path: str | Path) -> Shard:
-    """Read and validate a shard's header (not its tensors).
+    Shards of ``goldennoise-npd/1`` (written before shards carried a hash) are read unverified, ``hashed=False``.
 
     Raises:
-        NPDShardError: the file is truncated, corrupt or not an NPD shard (the message names it).
+        NPDShardError: the file is truncated, corrupt, changed since it was written or not an NPD shard (the
+            message names it).
     """
     path = Path(path)
-    _check_size(path)
+    check_length(path, "NPD shard", NPDShardError)
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta, keys = handle.metadata() or {}, set(handle.keys())
             rows = handle.get_slice("noise").get_shape()[0] if "noise" in keys else -1
     except Exception as err:  # safetensors raises SafetensorError for any malformed file
         raise NPDShardError(f"NPD shard {path} cannot be read ({err}).") from None
-    if meta.get("format") != FORMAT or not {"noise", "target", "seed", "index"} <= keys:
-        raise NPDShardError(f"{path} is not an NPD shard (format {meta.get('format')!r}, tensors {sorted(keys)}).")
-    records = json.loads(meta["records"])
+    fmt = meta.get("format")
+    if fmt not in (FORMAT, LEGACY_FORMAT) or not TENSORS <= keys:
+        raise NPDShardError(f"{path} is not an NPD shard (format {fmt!r}, tensors {sorted(keys)}).")
+    if verify and fmt == FORMAT:
+        content = {k: v for k, v in meta.items() if k != HASH_KEY}
+        verify_hash(path, read_tensors(path), content, meta.get(HASH_KEY), "NPD shard", NPDShardError)
+    try:
+        records = json.loads(meta["records"])
+    except (KeyError, json.JSONDecodeError):
+        raise NPDShardError(f"NPD shard {path} is corrupt: its records are not valid JSON.") from None
     if len(records) != rows:
         raise NPDShardError(f"NPD shard {path} is corrupt: {len(records)} records for {rows} rows.")
-    return Shard(path, records, meta["backbone"], meta["config_hash"])
+    return Shard(path, records, meta.get("backbone", ""), meta.get("config_hash", ""), hashed=fmt == FORMAT)
 
 
-def iter_shards(dataset: str | Path, on_bad: str = "error") -> Iterator[Shard]:
-    """The valid shards of a dataset, in name order.
+def write_manifest(dataset: str | Path, config_hash: str, num_pairs: int, config: dict) -> Path:
+    """Write ``collection.json``: what the dataset holds when complete (``config`` must give ``shard_size``)."""
+    Path(dataset).mkdir(parents=True, exist_ok=True)
+    manifest = {"config_hash": config_hash, "num_pairs": num_pairs, "config": config}
+    return write_json_atomic(Path(dataset) / MANIFEST, manifest)
+
+
+def read_manifest(dataset: str | Path) -> dict | None:
+    """The dataset's ``collection.json`` (``None`` when it has none).
+
+    Raises:
+        NPDShardError: the manifest is not valid JSON or lacks ``config_hash``, ``num_pairs`` or
+            ``config.shard_size``.
+    """
+    path = Path(dataset) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+        valid = (isinstance(manifest["config_hash"], str) and int(manifest["num_pairs"]) >= 0
+                 and int(manifest["config"]["shard_size"]) >= 1)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise NPDShardError(f"{path} is corrupt: not a collection manifest with config_hash, num_pairs and "
+                            "config.shard_size.")
+    return manifest
+
+
+def manifest_shard_ids(manifest: dict) -> range:
+    """Ids of the shards a complete collection holds."""
+    return range(-(-int(manifest["num_pairs"]) // int(manifest["config"]["shard_size"])))
+
+
+def _missing_shards(dataset: Path, manifest: dict | None, present: list[Path]) -> NPDShardError | None:
+    """The error describing the shards ``collection.json`` lists but the folder lacks (``None`` if none)."""
+    if manifest is None:
+        return None
+    missing = sorted(set(manifest_shard_ids(manifest)) - {_shard_id(p) for p in present})
+    if not missing:
+        return None
+    shown = ", ".join(shard_path(dataset, k).name for k in missing[:10]) + (", ..." if len(missing) > 10 else "")
+    return NPDShardError(f"{dataset} lacks {len(missing)} of the {len(manifest_shard_ids(manifest))} shards its "
+                         f"{MANIFEST} records ({manifest['num_pairs']} pairs): {shown}. Rerun the collection to "
+                         "complete it, or load with on_bad_shard='skip'.")
+
+
+def _shard_id(path: Path) -> int | None:
+    number = path.name.removeprefix("shard-").removesuffix(".safetensors")
+    return int(number) if number.isdigit() else None
+
+
+def _check_membership(shard: Shard, manifest: dict | None) -> None:
+    """Raise unless ``shard`` is one of the shards of the collection ``manifest`` describes."""
+    if manifest is None:
+        return
+    if shard.config_hash != manifest["config_hash"]:
+        raise NPDShardError(f"NPD shard {shard.path} belongs to another collection (config hash "
+                            f"{shard.config_hash}, {MANIFEST}: {manifest['config_hash']}).")
+    if _shard_id(shard.path) not in manifest_shard_ids(manifest):
+        raise NPDShardError(f"NPD shard {shard.path} is not one of the {len(manifest_shard_ids(manifest))} shards "
+                            f"{MANIFEST} records.")
+
+
+def iter_shards(dataset: str | Path, on_bad: str = "error", verify: bool = True) -> Iterator[Shard]:
+    """The valid shards of a dataset, in name order, checked against its ``collection.json``.
+
+    Each shard is read with :func:`read_shard` and must belong to the manifest's collection; shards the manifest
+    lists but the folder lacks are reported before any shard is read. With ``on_bad="skip"`` every problem of the
+    scan is reported in one warning at its end; shards without a content hash (``goldennoise-npd/1``) get one warning
+    too. A folder without a manifest (an import written before imports wrote one) cannot be checked for missing
+    shards, which one warning says.
 
     Args:
         dataset: the dataset folder.
-        on_bad: ``"error"`` raises :class:`NPDShardError` on the first bad shard; ``"skip"`` warns and goes on.
+        on_bad: ``"error"`` raises :class:`NPDShardError` on the first problem; ``"skip"`` warns and goes on.
+        verify: check each shard's content hash (reads every tensor once); ``False`` reads headers only.
     """
     if on_bad not in ("error", "skip"):
         raise ValueError(f"on_bad must be 'error' or 'skip', got {on_bad!r}.")
-    for path in sorted(shard_dir(dataset).glob("shard-*.safetensors")):
+    dataset, problems, unhashed = Path(dataset), [], 0
+    manifest, present = read_manifest(dataset), shard_files(dataset)
+    missing = _missing_shards(dataset, manifest, present)
+    if missing is not None:
+        if on_bad == "error":
+            raise missing
+        problems.append(str(missing))
+    for path in present:
         try:
-            yield read_shard_header(path)
+            shard = read_shard(path, verify)
+            _check_membership(shard, manifest)
         except NPDShardError as err:
             if on_bad == "error":
                 raise
-            warnings.warn(f"Skipping a bad shard: {err}", stacklevel=2)
+            problems.append(f"skipped: {err}")
+            continue
+        unhashed += not shard.hashed
+        yield shard
+    _warn_after_scan(dataset, manifest, present, problems, unhashed)
+
+
+def _warn_after_scan(dataset: Path, manifest: dict | None, present: list[Path], problems: list[str],
+                     unhashed: int) -> None:
+    if manifest is None and present:
+        warnings.warn(f"{dataset} has no {MANIFEST}: missing shards cannot be detected.", stacklevel=3)
+    if unhashed:
+        warnings.warn(f"{unhashed} shards of {dataset} were written before shards carried a content hash "
+                      f"({LEGACY_FORMAT}); they are read unverified.", stacklevel=3)
+    if problems:
+        warnings.warn(f"Loading {dataset} without its bad or missing shards: " + " ".join(problems), stacklevel=3)
 
 
 def load_shard_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """All tensors of one shard (small: one shard, not the dataset)."""
-    with safe_open(str(path), framework="pt") as handle:
-        return {key: handle.get_tensor(key) for key in handle.keys()}
+    return read_tensors(path)
 
 
 def flat_records(shards: list[Shard]) -> list[dict]:
@@ -188,7 +298,7 @@ def write_index(dataset: str | Path, shards: list[Shard]) -> Path:
     import pyarrow.parquet as pq
 
     path = Path(dataset) / "index.parquet"
-    tmp = path.with_name(f"index.parquet.{os.getpid()}{TMP_SUFFIX}")
+    tmp = temporary_path(path)
     pq.write_table(pa.Table.from_pylist(flat_records(shards)), tmp)
     os.replace(tmp, path)
     return path

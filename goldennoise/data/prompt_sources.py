@@ -1,6 +1,6 @@
 """Prompt sources for NPD collection and evaluation: local files, Hugging Face ``datasets`` ids and named sets.
 
-NPNet's data (Zhou et al., 2024, arXiv 2411.09502; ``../shared/docs/npnet.md`` §2.1, §6.1) pairs Pick-a-Pic prompts
+NPNet's data (Zhou et al., 2024, arXiv 2411.09502; ``docs/npnet.md`` §2.1, §6.1) pairs Pick-a-Pic prompts
 with one seed each; evaluation uses Pick-a-Pic, DrawBench, HPDv2 and GenEval prompts. A source is resolved by
 :func:`load_prompts`:
 

@@ -1,8 +1,8 @@
-"""Train NPNet on noise pairs (Zhou et al., arXiv 2411.09502, Sec. 3.2; npnet.md §3).
+"""Train NPNet on noise pairs (Zhou et al., arXiv 2411.09502, Sec. 3.2; docs/npnet.md §3).
 
 Batches follow the NPD contract: ``noise`` (B, C, h, w) source noise, ``target`` (B, C, h, w) golden noise,
 ``prompt_embeds`` (B, L, D) the cached token embeddings of **each sample's own prompt** (the official code
-conditions a whole batch on ``prompt[0]``, npnet.md §4.1), ``prompt`` and ``seed``. The loss is the paper's MSE
+conditions a whole batch on ``prompt[0]``, docs/npnet.md §4.1), ``prompt`` and ``seed``. The loss is the paper's MSE
 between NPNet's prediction and the target; the optimiser is AdamW with the official lr 1e-4 and weight decay 0.01.
 Lightning handles DDP (gradients are all-reduced, unlike the official script) and precision; the SVD branch
 always runs in fp32.
@@ -97,7 +97,7 @@ class NPNetModule(FrozenPartMixin, L.LightningModule):
             init_swin_from_imagenet(self.net, self.hparams.swin_init)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW over every NPNet parameter (all branches, α and β), official defaults (npnet.md §3)."""
+        """AdamW over every NPNet parameter (all branches, α and β), official defaults (docs/npnet.md §3)."""
         hp = self.hparams
         return torch.optim.AdamW(self.net.parameters(), lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps,
                                  weight_decay=hp.weight_decay)

@@ -1,6 +1,6 @@
 """NPNet checkpoints in and out: the official nested ``.pth``, both flat safetensors layouts, Lightning checkpoints.
 
-Formats (npnet.md §1.6):
+Formats (docs/npnet.md §1.6):
 
 | format | content |
 |---|---|
@@ -185,7 +185,7 @@ IMAGENET_SWIN = "swin_tiny_patch4_window7_224.ms_in1k"
 
 
 def init_swin_from_imagenet(net: NPNet, weights: str | Path | None = None) -> NPNet:
-    """Load ImageNet-1k Swin-T weights into ``net.unet_embedding.swin`` (the official training init, §1.4).
+    """Load ImageNet-1k Swin-T weights into ``net.unet_embedding.swin`` (official training init, docs/npnet.md §1.4).
 
     Only for training from scratch: a loaded NPNet checkpoint already holds its Swin. Offline without a cached copy
     this raises a :class:`MissingWeightsError`; train from a random Swin instead (``swin_init="random"`` of

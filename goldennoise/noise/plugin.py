@@ -1,4 +1,4 @@
-"""Plug NPNet into any diffusers text-to-image pipeline: (noise, prompt) → golden noise (npnet.md §5).
+"""Plug NPNet into any diffusers text-to-image pipeline: (noise, prompt) → golden noise (docs/npnet.md §5).
 
 The official inference encodes the prompt with the pipeline's own ``encode_prompt`` (positive per-token embeddings),
 runs NPNet in fp32 and passes the result as ``latents=`` (the pipeline scales it by ``init_noise_sigma``; never
@@ -28,7 +28,7 @@ ResizePolicy = Literal["error", "nearest-exact", "bilinear"]
 
 
 def encode_for_npnet(pipeline: Any, prompts: list[str]) -> torch.Tensor:
-    """Positive per-token prompt embeddings (B, L, D), as NPNet was trained on (npnet.md §1.2).
+    """Positive per-token prompt embeddings (B, L, D), as NPNet was trained on (docs/npnet.md §1.2).
 
     Args:
         pipeline: a goldennoise :class:`~goldennoise.backbones.Backbone` or a diffusers pipeline with

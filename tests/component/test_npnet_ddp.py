@@ -1,4 +1,4 @@
-"""NPNet under DDP (npnet.md §4.1: the official script never syncs gradients): 2 gloo CPU processes."""
+"""NPNet under DDP (docs/npnet.md §4.1: the official script never syncs gradients): 2 gloo CPU processes."""
 
 import subprocess
 import sys

@@ -1,4 +1,5 @@
-"""``goldennoise collect`` end to end: SIGKILL mid-run then rerun gives the uninterrupted dataset; 2 processes = 1."""
+"""``goldennoise collect`` end to end: SIGKILL mid-run then rerun (taking over the killed run's lock) gives the
+uninterrupted dataset; 2 processes (rank 0 holding the lock for the run) = 1."""
 
 import os
 import signal
@@ -68,7 +69,9 @@ def test_killed_collection_resumes_to_the_uninterrupted_dataset(tmp_path, refere
     written = len(list(shard_dir(tmp_path / "npd").glob("shard-*.safetensors")))
     assert 1 <= written < NUM_SHARDS, "the run should have been killed mid-collection"
     (shard_dir(tmp_path / "npd") / "shard-000002.safetensors.4242.tmp").write_bytes(b"half a shard")  # torn write
-    summary = main(["collect", "--config", str(config)])
+    with pytest.warns(UserWarning, match=rf"Taking over the stale lock .*\(pid {process.pid} on host"):
+        summary = main(["collect", "--config", str(config)])
+    assert not (tmp_path / "npd" / ".goldennoise.lock").exists()
     assert summary["count"] == NUM_PAIRS and summary["collected_this_run"] == NUM_PAIRS - 2 * written
     assert not list(shard_dir(tmp_path / "npd").glob("*.tmp"))
     resumed = dataset(tmp_path / "npd")

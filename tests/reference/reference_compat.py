@@ -1,6 +1,6 @@
 """Make the upstream reference packages (image-reward 1.5, hpsv2x 1.2.0) importable and offline under transformers 5.
 
-Follows shared/docs/dependencies.md section 4.1. Used by the parity tests only; goldennoise never imports these.
+Why it is needed: docs/dependencies.md §3. Used by the parity tests only; goldennoise never imports these.
 """
 
 import importlib

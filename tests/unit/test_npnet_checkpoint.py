@@ -1,4 +1,4 @@
-"""NPNet checkpoint I/O (npnet.md §1.6): official nested .pth, both flat safetensors layouts, Lightning prefixes."""
+"""NPNet checkpoint I/O (docs/npnet.md §1.6): official nested .pth, both flat safetensors layouts, Lightning keys."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""NPNet plug-in (npnet.md §5): batch, dtype and device handling and the latent-size policy."""
+"""NPNet plug-in (docs/npnet.md §5): batch, dtype and device handling and the latent-size policy."""
 
 import pytest
 import torch

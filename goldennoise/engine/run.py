@@ -17,6 +17,9 @@ from typing import Any, Protocol
 import torch
 from tqdm.auto import tqdm
 
+from goldennoise.data.folder_lock import FolderLock
+from goldennoise.data.shards import ShardFormat, complete_shard, prepare_folder, shard_path, write_shard
+
 Item = tuple[int, str, int]
 """``(prompt_id, prompt, seed)``."""
 
@@ -57,16 +60,28 @@ class RunStats:
 
 
 class GenerationJob(Protocol):
-    """What a job tells the engine."""
+    """What a job tells the engine.
+
+    Attributes:
+        format: the shard format of its output folder (format name, manifest file, required tensors).
+    """
+
+    format: ShardFormat
 
     def digest(self, items: list[Item]) -> str:
         """Hash of everything that changes the output (settings and items): equal digests mean equal shards."""
 
     def manifest(self) -> dict[str, Any]:
-        """The run's description, stored beside the shards."""
+        """The run's description, stored beside the shards (it must give ``shard_size``)."""
+
+    def shard_meta(self) -> dict[str, str]:
+        """Strings stored in every shard's header (e.g. the backbone id)."""
 
     def setup(self, device: torch.device) -> None:
         """Load what this rank needs (models, metrics), once, before its first batch."""
+
+    def begin_shard(self, items: list[Item]) -> None:
+        """Called with a shard's items before its first batch (e.g. to encode its distinct prompts once)."""
 
     def run_batch(self, items: list[Item], first_index: int) -> tuple[dict[str, torch.Tensor], list[dict]]:
         """Tensors and records of one batch; ``first_index`` is the index of ``items[0]`` in the run."""
@@ -91,11 +106,9 @@ def _bar(total: int, settings: EngineSettings, rank: int) -> tqdm:
                 bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]")
 
 
-def produce_shards(job: GenerationJob, items: list[Item], todo: list[int], digest: str, settings: EngineSettings,
-                   rank: int, kind: str) -> tuple[int, float]:
+def produce_shards(job: GenerationJob, items: list[Item], todo: list[int], digest: str,
+                   settings: EngineSettings, rank: int) -> tuple[int, float]:
     """Produce and write the shards ``todo`` in batches; returns (items produced, seconds)."""
-    from goldennoise.engine.store import shard_path, write_shard
-
     if not todo:
         return 0, 0.0
     size = settings.shard_size
@@ -105,6 +118,7 @@ def produce_shards(job: GenerationJob, items: list[Item], todo: list[int], diges
     for k in todo:
         first = k * size
         shard_items = items[first:first + size]
+        job.begin_shard(shard_items)
         tensors, records = [], []
         for offset in range(0, len(shard_items), settings.batch_size):
             batch = shard_items[offset:offset + settings.batch_size]
@@ -112,7 +126,8 @@ def produce_shards(job: GenerationJob, items: list[Item], todo: list[int], diges
             tensors.append(batch_tensors)
             records.extend(batch_records)
             bar.update(len(batch))
-        write_shard(shard_path(settings.output_dir, k), _concat(tensors), records, kind, digest)
+        write_shard(job.format, shard_path(settings.output_dir, k), _concat(tensors), records, digest,
+                    job.shard_meta())
     bar.close()
     return total, time.perf_counter() - start
 
@@ -123,25 +138,25 @@ def _concat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {key: torch.cat([part[key] for part in parts if key in part]) for key in keys}
 
 
-def run_rank(job: GenerationJob, items: list[Item], settings: EngineSettings, kind: str, rank: int, world: int,
+def run_rank(job: GenerationJob, items: list[Item], settings: EngineSettings, rank: int, world: int,
              device: torch.device, barrier: Callable[[], None] = lambda: None) -> dict | None:
     """This rank's missing shards; rank 0 holds the folder's lock for the run and then finalizes.
+
+    The job is set up (models loaded) before the folder is prepared, so a run that fails to load leaves no manifest
+    behind, and the lock removes a folder it created for nothing.
 
     Returns:
         The job's summary on rank 0, ``None`` elsewhere.
     """
-    from goldennoise.data.folder_lock import FolderLock
-    from goldennoise.engine.store import complete_shard, prepare_folder, shard_path
-
     digest = job.digest(items)
-    with FolderLock(settings.output_dir) if rank == 0 else nullcontext():
+    with FolderLock(settings.output_dir) if rank == 0 else nullcontext():  # the run holds the lock through rank 0
         job.setup(device)
         if rank == 0:
-            prepare_folder(settings.output_dir, kind, digest, len(items), settings.shard_size, job.manifest())
+            prepare_folder(job.format, settings.output_dir, digest, len(items), job.manifest())
         barrier()
         todo = [k for k in rank_shards(len(items), settings.shard_size, rank, world)
-                if not complete_shard(shard_path(settings.output_dir, k), digest)]
-        produced, seconds = produce_shards(job, items, todo, digest, settings, rank, kind)
+                if not complete_shard(job.format, shard_path(settings.output_dir, k), digest)]
+        produced, seconds = produce_shards(job, items, todo, digest, settings, rank)
         barrier()
         stats = RunStats(*_sum_over_ranks(produced, seconds, world))
         if rank != 0:
@@ -159,11 +174,11 @@ def _sum_over_ranks(produced: int, seconds: float, world: int) -> tuple[int, flo
     return int(count.item()), float(slowest.item())
 
 
-def _fabric_main(fabric: Any, job: GenerationJob, items: list[Item], settings: EngineSettings, kind: str) -> dict | None:
-    return run_rank(job, items, settings, kind, fabric.global_rank, fabric.world_size, fabric.device, fabric.barrier)
+def _fabric_main(fabric: Any, job: GenerationJob, items: list[Item], settings: EngineSettings) -> dict | None:
+    return run_rank(job, items, settings, fabric.global_rank, fabric.world_size, fabric.device, fabric.barrier)
 
 
-def run_job(job: GenerationJob, items: list[Item], settings: EngineSettings, kind: str) -> dict | None:
+def run_job(job: GenerationJob, items: list[Item], settings: EngineSettings) -> dict | None:
     """Run ``job`` over ``items`` on ``settings.devices`` processes (Lightning Fabric; gloo on CPU).
 
     Returns:
@@ -172,14 +187,14 @@ def run_job(job: GenerationJob, items: list[Item], settings: EngineSettings, kin
     if not items:
         raise ValueError("Nothing to generate: the run has no (prompt, seed) items.")
     if settings.devices == 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return run_rank(job, items, settings, kind, 0, 1, _device(settings.accelerator))
+        return run_rank(job, items, settings, 0, 1, _device(settings.accelerator))
     from lightning.fabric import Fabric
 
     strategy = settings.strategy
     if strategy == "auto":
         strategy = "ddp" if "LOCAL_RANK" in os.environ else "ddp_spawn"
     fabric = Fabric(accelerator=settings.accelerator, devices=settings.devices, strategy=strategy)
-    return fabric.launch(_fabric_main, job, items, settings, kind)
+    return fabric.launch(_fabric_main, job, items, settings)
 
 
 def _device(accelerator: str) -> torch.device:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from goldennoise.engine.store import iter_shards, load_shard_tensors
 
 from goldennoise.backbones import load_backbone
+from goldennoise.data.shards import ShardFormat, iter_shards, load_shard_tensors
 from goldennoise.engine import RunStats
 from goldennoise.evaluation.config import EvaluateConfig
 from goldennoise.evaluation.grid import save_image_grid
@@ -22,19 +22,26 @@ from goldennoise.noise.base import describe_module
 
 
 def read_outputs(output_dir: Path) -> tuple[list[dict], dict[str, torch.Tensor]]:
-    """Every record of an evaluation folder, in item order, and its kept images (``images``, ``image_index``,
-    ``image_method``; empty when none were kept).
+    """Every record of an evaluation folder, in item order, and its kept images.
+
+    The images come as ``images``, ``image_index`` and ``image_method`` tensors; empty when none were kept.
     """
-    shards = list(iter_shards(output_dir))
+    shards = list(iter_shards(EVALUATION_FORMAT, output_dir))
     records = [r for shard in shards for r in shard.records]
     parts = [load_shard_tensors(shard.path) for shard in shards]
     parts = [p for p in parts if "images" in p]
-    images = {key: torch.cat([p[key] for p in parts]) for key in ("images", "image_index", "image_method")} if parts else {}
-    return records, images
+    if not parts:
+        return records, {}
+    return records, {key: torch.cat([p[key] for p in parts]) for key in ("images", "image_index", "image_method")}
 
 
 def _image_kept(config: EvaluateConfig, index: int) -> bool:
     return config.save_images == "all" or (config.save_images == "grid" and index < config.grid_items)
+
+
+EVALUATION_FORMAT = ShardFormat(name="goldennoise-eval/1", label="evaluation shard")
+"""Evaluation shards: records per (item, method) in the header; ``images`` (uint8), ``image_index`` and
+``image_method`` tensors when images are kept."""
 
 
 class EvaluationJob:
@@ -45,6 +52,8 @@ class EvaluationJob:
         method_params: each method's resolved configuration for MLflow (the CLI passes the parsed config);
             default each method's :meth:`~goldennoise.noise.NoiseMethod.describe`.
     """
+
+    format = EVALUATION_FORMAT
 
     def __init__(self, config: EvaluateConfig, method_params: dict[str, Any] | None = None) -> None:
         self.config = config
@@ -70,7 +79,14 @@ class EvaluationJob:
 
     def manifest(self) -> dict[str, Any]:
         """The evaluation's description stored beside its shards."""
-        return {"kind": "evaluation", "name": self.config.name, "settings": self.settings()}
+        return {"name": self.config.name, "shard_size": self.config.shard_size, "settings": self.settings()}
+
+    def shard_meta(self) -> dict[str, str]:
+        """Every shard records the backbone."""
+        return {"backbone": self.config.backbone}
+
+    def begin_shard(self, items: list[Item]) -> None:
+        """Nothing to prepare per shard (prompts are encoded per batch)."""
 
     def setup(self, device: torch.device) -> None:
         """Load the backbone, move methods and metrics to ``device`` and size search methods to the budget."""

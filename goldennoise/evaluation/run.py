@@ -8,8 +8,6 @@ from goldennoise.engine import EngineSettings, run_job
 from goldennoise.evaluation.config import EvaluateConfig
 from goldennoise.evaluation.job import EvaluationJob
 
-KIND = "evaluation"
-
 
 def evaluate(config: EvaluateConfig, method_params: dict[str, Any] | None = None) -> dict | None:
     """Evaluate every method of ``config``; returns the summary (per-method scores, Δ with CIs, costs).
@@ -22,4 +20,4 @@ def evaluate(config: EvaluateConfig, method_params: dict[str, Any] | None = None
     settings = EngineSettings(output_dir=config.folder, batch_size=config.batch_size, shard_size=config.shard_size,
                               accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
                               progress=config.progress, unit="pair", description=f"evaluate {config.name}")
-    return run_job(EvaluationJob(config, method_params), items, settings, KIND)
+    return run_job(EvaluationJob(config, method_params), items, settings)

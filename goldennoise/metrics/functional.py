@@ -70,7 +70,8 @@ def aesthetic_score(images: torch.Tensor, prompts: str | Sequence[str] | None = 
         model: as for :class:`AestheticScore`.
         scale: multiply scores by this.
     """
-    return scale * score_batch(resolve_scorer(model, load_aesthetic, "aesthetic_scorer"), images, prompts, needs_prompts=False)
+    scorer = resolve_scorer(model, load_aesthetic, "aesthetic_scorer")
+    return scale * score_batch(scorer, images, prompts, needs_prompts=False)
 
 
 def clip_score(images: torch.Tensor, prompts: str | Sequence[str], model: ScorerSource = None,

@@ -99,7 +99,7 @@ def test_two_process_collection_equals_one_process_as_a_set(tmp_path, reference)
 def test_a_different_config_refuses_an_existing_dataset(tmp_path, reference):
     folder = tmp_path / "npd"
     main(["collect", "--config", str(write_config(tmp_path)), "--prompts", "[a red cube]", "--seeds", "0"])
-    with pytest.raises(ValueError, match="holds another collection"):
+    with pytest.raises(ValueError, match="holds another run"):
         main(["collect", "--config", str(write_config(tmp_path)), "--prompts", "[a red cube]", "--seeds", "0",
               "--convention", "textbook"])
     assert len(list(iter_shards(folder))) == 1

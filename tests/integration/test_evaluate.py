@@ -1,4 +1,4 @@
-"""``goldennoise evaluate`` end to end: a SIGKILLed run resumes to the uninterrupted table; MLflow through its REST API."""
+"""``goldennoise evaluate`` end to end: a SIGKILLed run resumes to the same table; MLflow read back over REST."""
 
 import io
 import json

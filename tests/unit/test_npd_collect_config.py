@@ -51,11 +51,11 @@ def test_unknown_metric_and_duplicate_names_are_refused():
 
 
 def test_collect_never_overwrites_shards_it_did_not_write(tmp_path):
-    from goldennoise.collection.collect import prepare_output
-    from goldennoise.data.npd_store import shard_path, write_shard
+    from goldennoise.data.npd_store import NPD_FORMAT, shard_path, write_shard
+    from goldennoise.data.shards import prepare_folder
 
     tensors = {"noise": torch.zeros(1, 4, 2, 2), "target": torch.zeros(1, 4, 2, 2), "seed": torch.zeros(1).long(),
                "index": torch.zeros(1).long()}
     write_shard(shard_path(tmp_path / "npd", 0), tensors, [{"index": 0}], "imported", "official-x")
-    with pytest.raises(ValueError, match="shards of no goldennoise collection"):
-        prepare_output(CollectConfig(output_dir=str(tmp_path / "npd")), "abc", 1)
+    with pytest.raises(ValueError, match="shards of no goldennoise run"):
+        prepare_folder(NPD_FORMAT, tmp_path / "npd", "abc", 1, {"shard_size": 1})

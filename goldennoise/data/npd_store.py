@@ -54,7 +54,7 @@ class NPDShardError(ShardError):
 
 
 NPD_FORMAT = ShardFormat(name="goldennoise-npd/2", label="NPD shard", manifest="collection.json",
-                         count_key="num_pairs", tensors=frozenset({"noise", "target", "seed", "index"}),
+                         count_key="num_pairs", unit="pairs", tensors=frozenset({"noise", "target", "seed", "index"}),
                          row_tensor="noise", legacy=("goldennoise-npd/1",), error=NPDShardError)
 """The NPD's shards: ``noise``, ``target``, ``seed``, ``index`` with one row per pair, ``collection.json``."""
 

@@ -53,6 +53,7 @@ class ShardFormat:
         label: how messages call a shard (``NPD shard``).
         manifest: the manifest's file name.
         count_key: the manifest's key for the number of items.
+        unit: what messages call an item (``pairs``).
         tensors: tensors every shard must hold.
         row_tensor: a tensor with one row per record, checked against the records (``None``: no such tensor).
         legacy: older format names still read, unverified (written before shards carried a hash).
@@ -63,6 +64,7 @@ class ShardFormat:
     label: str
     manifest: str = "manifest.json"
     count_key: str = "num_items"
+    unit: str = "items"
     tensors: frozenset[str] = frozenset()
     row_tensor: str | None = None
     legacy: tuple[str, ...] = ()
@@ -266,7 +268,7 @@ def _missing_shards(fmt: ShardFormat, folder: Path, manifest: dict | None, prese
         return None
     shown = ", ".join(shard_path(folder, k).name for k in missing[:10]) + (", ..." if len(missing) > 10 else "")
     return fmt.error(f"{folder} lacks {len(missing)} of the {len(expected)} shards its {fmt.manifest} records "
-                     f"({manifest[fmt.count_key]} items): {shown}. Rerun to complete it, or load with "
+                     f"({manifest[fmt.count_key]} {fmt.unit}): {shown}. Rerun to complete it, or load with "
                      "on_bad_shard='skip'.")
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from goldennoise.collection import CollectConfig, ScorerSpec, build_items, config_hash
-from goldennoise.collection.collect import _rank_shards
 from goldennoise.collection.scoring import build_scorers
+from goldennoise.engine.run import rank_shards
 from goldennoise.shapes import render_scenes, sample_scenes, to_prompt
 
 
@@ -29,8 +29,7 @@ def test_config_hash_tracks_content_not_execution_settings():
 
 
 def test_ranks_split_the_shards_without_overlap():
-    config = CollectConfig(shard_size=3)
-    ranks = [_rank_shards(20, config, r, 3) for r in range(3)]
+    ranks = [rank_shards(20, 3, r, 3) for r in range(3)]
     assert sorted(k for r in ranks for k in r) == list(range(7))
 
 

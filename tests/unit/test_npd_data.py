@@ -236,7 +236,7 @@ def test_shard_of_another_collection_is_refused(tmp_path):
     make_dataset(tmp_path / "other", [(0.0, 1.0)] * 4, embed=False)
     other = shard_path(tmp_path / "other", 0)
     write_shard(shard_path(folder, 1), load_shard_tensors(other), read_shard(other).records, "fake", "another")
-    with pytest.raises(NPDShardError, match="shard-000001.safetensors belongs to another collection"):
+    with pytest.raises(NPDShardError, match="shard-000001.safetensors belongs to another run"):
         list(iter_shards(folder))
 
 

@@ -18,9 +18,12 @@ A malformed file raises :class:`PromptFileError` naming the file and line.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +112,8 @@ def _finish(path: Path, prompts: list[str], seeds: list[int | None]) -> PromptLi
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+    """The file as UTF-8 text, without a leading byte-order mark (spreadsheet exports often write one)."""
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -117,8 +121,16 @@ def _read_text(path: Path) -> str:
         raise PromptFileError(f"{path}, line {line}: not UTF-8 text (byte {err.start}).") from None
 
 
+def _lines(text: str) -> list[str]:
+    r"""Lines ended by ``\n``, a trailing ``\r`` dropped.
+
+    Not ``str.splitlines``: it also breaks at form feed, NEL and U+2028, which a prompt or a JSON string may hold.
+    """
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _read_txt(path: Path, column: str | None) -> PromptList:
-    prompts = [line.strip() for line in _read_text(path).splitlines() if line.strip()]
+    prompts = [line.strip() for line in _lines(_read_text(path)) if line.strip()]
     return _finish(path, prompts, [None] * len(prompts))
 
 
@@ -135,7 +147,7 @@ def _pick_column(columns: list[str], column: str | None, path: Path) -> str:
 
 def _read_jsonl(path: Path, column: str | None) -> PromptList:
     prompts, seeds, key = [], [], column
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for number, line in enumerate(_lines(_read_text(path)), start=1):
         if not line.strip():
             continue
         try:
@@ -154,15 +166,27 @@ def _read_jsonl(path: Path, column: str | None) -> PromptList:
     return _finish(path, prompts, seeds)
 
 
+def _csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(first line number, row)`` of every CSV record; a quoted field may span lines, as the csv module reads it."""
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""), strict=True)
+    start = 1
+    try:
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise PromptFileError(f"{path}, line {start}: not valid CSV ({err}).") from None
+
+
 def _read_csv(path: Path, column: str | None) -> PromptList:
-    rows = csv.reader(_read_text(path).splitlines())
-    header = next(rows, None)
+    records = _csv_records(path)
+    _, header = next(records, (1, None))
     if header is None:
         raise PromptFileError(f"Prompt file {path} holds no prompts.")
     key = _pick_column(header, column, path)
     position, seed_at = header.index(key), header.index("seed") if "seed" in header else None
     prompts, seeds = [], []
-    for number, row in enumerate(rows, start=2):
+    for number, row in records:
         if not row:
             continue
         if len(row) != len(header):

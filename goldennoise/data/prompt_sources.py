@@ -27,6 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from goldennoise.checks import check_int
+from goldennoise.sampling.rng import SEED_MAX, check_seed
+
 PROMPT_COLUMNS = ("prompt", "caption", "text", "Prompt", "Caption", "sentence", "prompts")
 """Column names tried, in order, when a tabular source is given no ``column``."""
 
@@ -96,9 +99,9 @@ def _check_prompt(prompt: object, path: Path, line: int) -> str:
 
 def _seed(value: object, path: Path, line: int) -> int:
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise PromptFileError(f"{path}, line {line}: seed {value!r} is not an integer.") from None
+        return check_seed(int(value.strip()) if isinstance(value, str) else value)
+    except ValueError:
+        raise PromptFileError(f"{path}, line {line}: seed {value!r} is not an integer in 0…{SEED_MAX}.") from None
 
 
 def _finish(path: Path, prompts: list[str], seeds: list[int | None]) -> PromptList:
@@ -108,7 +111,7 @@ def _finish(path: Path, prompts: list[str], seeds: list[int | None]) -> PromptLi
         return PromptList(prompts)
     if any(s is None for s in seeds):
         raise PromptFileError(f"Prompt file {path} gives a seed for some prompts but not all.")
-    return PromptList(prompts, [int(s) for s in seeds])
+    return PromptList(prompts, seeds)
 
 
 def _read_text(path: Path) -> str:
@@ -210,7 +213,7 @@ def _read_parquet(path: Path, column: str | None) -> PromptList:
         raise PromptFileError(f"{path} is not a readable parquet file ({err}).") from None
     prompts = [_check_prompt(p, path, i + 1) for i, p in enumerate(table.column(key).to_pylist())]
     seeds = table.column("seed").to_pylist() if "seed" in names else [None] * len(prompts)
-    return _finish(path, prompts, seeds)
+    return _finish(path, prompts, [None if s is None else _seed(s, path, i + 1) for i, s in enumerate(seeds)])
 
 
 READERS = {".txt": _read_txt, ".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
@@ -234,6 +237,29 @@ def read_prompt_source_file(path: str | Path, column: str | None = None) -> Prom
     return READERS[path.suffix](path, column)
 
 
+SHAPES_PREFIX = "shapes:"
+"""Prompt sources ``shapes:<split>[:<count>]`` name prompts of the embedded backbone's world."""
+
+
+def parse_shapes_source(source: str) -> tuple[str, int]:
+    """``"shapes:<split>[:<count>]"`` → ``(split, count)``; the count defaults to 256.
+
+    Raises:
+        ValueError: the source has another form, an unknown split, or a count that is not a positive integer.
+    """
+    from goldennoise.shapes import SPLITS
+
+    _, split, *rest = source.split(":")
+    if split not in SPLITS or len(rest) > 1:
+        raise ValueError(f"Prompt source {source!r} must read 'shapes:<split>[:<count>]' with a split of "
+                         f"{list(SPLITS)}.")
+    try:
+        count = int(rest[0]) if rest else 256
+    except ValueError:
+        raise ValueError(f"Prompt source {source!r}: the count {rest[0]!r} is not an integer.") from None
+    return split, check_int(f"the count of prompt source {source!r}", count, minimum=1)
+
+
 def shapes_prompts(split: str = "train", count: int = 256) -> PromptList:
     """Prompts of the shapes world's ``split`` for seeds ``0…count-1``, each paired with its scene seed."""
     from goldennoise.shapes import sample_scenes, to_prompt
@@ -254,7 +280,7 @@ def load_hub_prompts(hub_id: str, column: str | None, split: str, config: str | 
             f"({type(err).__name__}); download it where the hub is reachable or pass a local prompt file.") from None
     key = _pick_column(list(data.column_names), column, Path(hub_id))
     prompts = [p.strip() for p in data[key] if isinstance(p, str) and p.strip()]
-    seeds = [int(s) for s in data["seed"]] if "seed" in data.column_names and len(prompts) == len(data) else None
+    seeds = [check_seed(s) for s in data["seed"]] if "seed" in data.column_names and len(prompts) == len(data) else None
     return PromptList(prompts, seeds)
 
 
@@ -283,9 +309,8 @@ def load_prompts(source: str | Path, column: str | None = None, split: str | Non
         limit: keep only the first ``limit`` prompts.
     """
     text = str(source)
-    if text.startswith("shapes:"):
-        _, split_name, *count = text.split(":")
-        return shapes_prompts(split_name, int(count[0]) if count else 256).head(limit)
+    if text.startswith(SHAPES_PREFIX):
+        return shapes_prompts(*parse_shapes_source(text)).head(limit)
     if Path(text).expanduser().suffix in READERS or Path(text).expanduser().exists():
         return read_prompt_source_file(Path(text).expanduser(), column).head(limit)
     if text in NAMED_SETS:

@@ -1,5 +1,6 @@
 """Input checks: bad tensors and settings fail at the public entry points, early, naming the argument."""
 
+import importlib
 import math
 
 import numpy as np
@@ -128,3 +129,67 @@ def test_checks_leave_gradients_through_the_sampler_exact():
         one = torch.ones(())
         expected *= float(ddim_move(one, 0.1 * one, grid.alpha(t), grid.alpha(grid.previous(t)))[0])
     torch.testing.assert_close(noise.grad, torch.full_like(noise, expected))
+
+
+# --- constructors: settings fail before any model is loaded -------------------------------------------------------
+
+
+@pytest.fixture
+def no_backbone_loading(monkeypatch):
+    """Make loading a backbone fail the test: every check below must fire before it."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a backbone was loaded before the settings were checked")
+
+    for module in ("goldennoise.lit.frozen", "goldennoise.lit.npnet"):
+        monkeypatch.setattr(importlib.import_module(module), "load_backbone", refuse)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
+def test_every_datamodule_refuses_a_bad_batch_size_at_construction(tmp_path, batch_size):
+    from goldennoise.data import NoisePairDataModule, PromptSeedDataModule, ShapesDataModule
+
+    for make in (lambda: PromptSeedDataModule(prompts=["a cat"], batch_size=batch_size),
+                 lambda: NoisePairDataModule(str(tmp_path / "npd"), batch_size=batch_size),
+                 lambda: ShapesDataModule(batch_size=batch_size)):
+        with pytest.raises(ValueError, match=rf"^batch_size must be (an integer|at least 1), got {batch_size}"):
+            make()
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"prompts": ["a cat", " "]}, r"prompts\[1\] is ' '"),
+    ({"seeds": "0-3.5"}, "Cannot parse seed range"),
+    ({"split_seed": -1}, "split_seed must be between 0 and"),
+    ({"num_workers": -2}, "num_workers must be at least 0"),
+    ({"prompts": None, "prompt_file": "shapes:train:abc"}, "the count 'abc' is not an integer"),
+])
+def test_prompt_seed_datamodule_refuses_bad_settings(settings, message):
+    from goldennoise.data import PromptSeedDataModule
+
+    with pytest.raises(ValueError, match=message):
+        PromptSeedDataModule(**{"prompts": ["a cat"], **settings})
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"generation_prompts": ["a cat", ""]}, r"generation_prompts\[1\] is ''"),
+    ({"generation_prompts": ["a", "b"], "generation_seeds": [0]}, "1 generation_seeds for 2 generation_prompts"),
+    ({"generation_prompts": ["a"], "generation_seeds": [2**64]}, "seed must be between 0 and"),
+    ({"generation_steps": 0}, "generation_steps must be at least 1, got 0"),
+    ({"generation_every_n_epochs": -1}, "generation_every_n_epochs must be at least 0"),
+    ({"guidance_scale": math.inf}, "guidance_scale must be finite"),
+])
+def test_npnet_module_refuses_bad_generation_settings_before_loading_the_backbone(no_backbone_loading, settings,
+                                                                                  message):
+    from goldennoise.lit import NPNetModule
+
+    with pytest.raises(ValueError, match=message):
+        NPNetModule(net={"text_dim": 64, "text_len": 16, "latent_size": 8}, backbone="tiny-sd", **settings)
+
+
+@pytest.mark.parametrize("num_steps", [0, 1, -3])
+def test_redenoise_regression_refuses_fewer_than_two_steps_before_loading_the_backbone(no_backbone_loading,
+                                                                                      num_steps):
+    from goldennoise.lit import RedenoiseRegressionModule
+
+    with pytest.raises(ValueError, match=f"num_steps must be at least 2, got {num_steps}"):
+        RedenoiseRegressionModule(num_steps=num_steps)

@@ -105,3 +105,25 @@ def test_byte_order_mark_is_not_part_of_the_header_or_the_first_prompt(tmp_path)
     assert load_prompts(tmp_path / "p.csv").prompts == ["a café"] and load_prompts(tmp_path / "p.csv").seeds == [1]
     assert load_prompts(tmp_path / "p.txt").prompts == ["a café"]
     assert load_prompts(tmp_path / "p.jsonl").prompts == ["a café"]
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("float.jsonl", '{"prompt": "a", "seed": 1.7}\n'),
+    ("huge.csv", "prompt,seed\na,99999999999999999999\n"),
+    ("negative.csv", "prompt,seed\na,-1\n"),
+])
+def test_file_seeds_must_be_integers_manual_seed_takes(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(PromptFileError, match=rf"{name}, line \d: seed .* is not an integer in 0…"):
+        load_prompts(tmp_path / name)
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("shapes:train:abc", r"the count 'abc' is not an integer"),
+    ("shapes:train:0", "must be at least 1, got 0"),
+    ("shapes:trian:4", "must read 'shapes:<split>\\[:<count>\\]' with a split of"),
+    ("shapes:train:4:5", "must read 'shapes:<split>"),
+])
+def test_malformed_shapes_source_is_named(source, message):
+    with pytest.raises(ValueError, match=message):
+        load_prompts(source)

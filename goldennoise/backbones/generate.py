@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from goldennoise.backbones.base import Backbone, PromptEmbeds
+from goldennoise.checks import check_int, check_tensor
 from goldennoise.sampling import sample_ddim
 
 MAX_UNIT_NOISE_STD = 3.0
@@ -34,11 +35,15 @@ def generate(
         num_inference_steps: sampler steps.
         guidance_scale: classifier-free guidance scale.
         **call_kwargs: passed to the pipeline (``negative_prompt``, ``generator``, ...).
+
+    Raises:
+        TypeError: ``noise`` is not a floating-point tensor.
+        ValueError: ``noise`` has the wrong shape for the prompts, holds NaN or infinite values or is pre-scaled, or
+            ``num_inference_steps`` < 1.
     """
     channels, factor = pipeline.unet.config.in_channels, pipeline.vae_scale_factor
-    if noise.ndim != 4 or noise.shape[0] != len(prompts) or noise.shape[1] != channels:
-        raise ValueError(f"noise must have shape ({len(prompts)}, {channels}, h, w) for {len(prompts)} prompts, "
-                         f"got {tuple(noise.shape)}.")
+    check_tensor("noise", noise, shape=(len(prompts), channels, "h", "w"))
+    check_int("num_inference_steps", num_inference_steps, minimum=1)
     std = noise.float().std().item()
     if std > MAX_UNIT_NOISE_STD:
         raise ValueError(

@@ -18,11 +18,17 @@ A malformed file raises :class:`PromptFileError` naming the file and line.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from goldennoise.checks import check_int
+from goldennoise.sampling.rng import SEED_MAX, check_seed
 
 PROMPT_COLUMNS = ("prompt", "caption", "text", "Prompt", "Caption", "sentence", "prompts")
 """Column names tried, in order, when a tabular source is given no ``column``."""
@@ -93,9 +99,9 @@ def _check_prompt(prompt: object, path: Path, line: int) -> str:
 
 def _seed(value: object, path: Path, line: int) -> int:
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise PromptFileError(f"{path}, line {line}: seed {value!r} is not an integer.") from None
+        return check_seed(int(value.strip()) if isinstance(value, str) else value)
+    except ValueError:
+        raise PromptFileError(f"{path}, line {line}: seed {value!r} is not an integer in 0…{SEED_MAX}.") from None
 
 
 def _finish(path: Path, prompts: list[str], seeds: list[int | None]) -> PromptList:
@@ -105,11 +111,12 @@ def _finish(path: Path, prompts: list[str], seeds: list[int | None]) -> PromptLi
         return PromptList(prompts)
     if any(s is None for s in seeds):
         raise PromptFileError(f"Prompt file {path} gives a seed for some prompts but not all.")
-    return PromptList(prompts, [int(s) for s in seeds])
+    return PromptList(prompts, seeds)
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+    """The file as UTF-8 text, without a leading byte-order mark (spreadsheet exports often write one)."""
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -117,8 +124,16 @@ def _read_text(path: Path) -> str:
         raise PromptFileError(f"{path}, line {line}: not UTF-8 text (byte {err.start}).") from None
 
 
+def _lines(text: str) -> list[str]:
+    r"""Lines ended by ``\n``, a trailing ``\r`` dropped.
+
+    Not ``str.splitlines``: it also breaks at form feed, NEL and U+2028, which a prompt or a JSON string may hold.
+    """
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _read_txt(path: Path, column: str | None) -> PromptList:
-    prompts = [line.strip() for line in _read_text(path).splitlines() if line.strip()]
+    prompts = [line.strip() for line in _lines(_read_text(path)) if line.strip()]
     return _finish(path, prompts, [None] * len(prompts))
 
 
@@ -135,7 +150,7 @@ def _pick_column(columns: list[str], column: str | None, path: Path) -> str:
 
 def _read_jsonl(path: Path, column: str | None) -> PromptList:
     prompts, seeds, key = [], [], column
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for number, line in enumerate(_lines(_read_text(path)), start=1):
         if not line.strip():
             continue
         try:
@@ -154,15 +169,27 @@ def _read_jsonl(path: Path, column: str | None) -> PromptList:
     return _finish(path, prompts, seeds)
 
 
+def _csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(first line number, row)`` of every CSV record; a quoted field may span lines, as the csv module reads it."""
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""), strict=True)
+    start = 1
+    try:
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise PromptFileError(f"{path}, line {start}: not valid CSV ({err}).") from None
+
+
 def _read_csv(path: Path, column: str | None) -> PromptList:
-    rows = csv.reader(_read_text(path).splitlines())
-    header = next(rows, None)
+    records = _csv_records(path)
+    _, header = next(records, (1, None))
     if header is None:
         raise PromptFileError(f"Prompt file {path} holds no prompts.")
     key = _pick_column(header, column, path)
     position, seed_at = header.index(key), header.index("seed") if "seed" in header else None
     prompts, seeds = [], []
-    for number, row in enumerate(rows, start=2):
+    for number, row in records:
         if not row:
             continue
         if len(row) != len(header):
@@ -186,7 +213,7 @@ def _read_parquet(path: Path, column: str | None) -> PromptList:
         raise PromptFileError(f"{path} is not a readable parquet file ({err}).") from None
     prompts = [_check_prompt(p, path, i + 1) for i, p in enumerate(table.column(key).to_pylist())]
     seeds = table.column("seed").to_pylist() if "seed" in names else [None] * len(prompts)
-    return _finish(path, prompts, seeds)
+    return _finish(path, prompts, [None if s is None else _seed(s, path, i + 1) for i, s in enumerate(seeds)])
 
 
 READERS = {".txt": _read_txt, ".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
@@ -210,6 +237,29 @@ def read_prompt_source_file(path: str | Path, column: str | None = None) -> Prom
     return READERS[path.suffix](path, column)
 
 
+SHAPES_PREFIX = "shapes:"
+"""Prompt sources ``shapes:<split>[:<count>]`` name prompts of the embedded backbone's world."""
+
+
+def parse_shapes_source(source: str) -> tuple[str, int]:
+    """``"shapes:<split>[:<count>]"`` → ``(split, count)``; the count defaults to 256.
+
+    Raises:
+        ValueError: the source has another form, an unknown split, or a count that is not a positive integer.
+    """
+    from goldennoise.shapes import SPLITS
+
+    _, split, *rest = source.split(":")
+    if split not in SPLITS or len(rest) > 1:
+        raise ValueError(f"Prompt source {source!r} must read 'shapes:<split>[:<count>]' with a split of "
+                         f"{list(SPLITS)}.")
+    try:
+        count = int(rest[0]) if rest else 256
+    except ValueError:
+        raise ValueError(f"Prompt source {source!r}: the count {rest[0]!r} is not an integer.") from None
+    return split, check_int(f"the count of prompt source {source!r}", count, minimum=1)
+
+
 def shapes_prompts(split: str = "train", count: int = 256) -> PromptList:
     """Prompts of the shapes world's ``split`` for seeds ``0…count-1``, each paired with its scene seed."""
     from goldennoise.shapes import sample_scenes, to_prompt
@@ -230,7 +280,7 @@ def load_hub_prompts(hub_id: str, column: str | None, split: str, config: str | 
             f"({type(err).__name__}); download it where the hub is reachable or pass a local prompt file.") from None
     key = _pick_column(list(data.column_names), column, Path(hub_id))
     prompts = [p.strip() for p in data[key] if isinstance(p, str) and p.strip()]
-    seeds = [int(s) for s in data["seed"]] if "seed" in data.column_names and len(prompts) == len(data) else None
+    seeds = [check_seed(s) for s in data["seed"]] if "seed" in data.column_names and len(prompts) == len(data) else None
     return PromptList(prompts, seeds)
 
 
@@ -259,9 +309,8 @@ def load_prompts(source: str | Path, column: str | None = None, split: str | Non
         limit: keep only the first ``limit`` prompts.
     """
     text = str(source)
-    if text.startswith("shapes:"):
-        _, split_name, *count = text.split(":")
-        return shapes_prompts(split_name, int(count[0]) if count else 256).head(limit)
+    if text.startswith(SHAPES_PREFIX):
+        return shapes_prompts(*parse_shapes_source(text)).head(limit)
     if Path(text).expanduser().suffix in READERS or Path(text).expanduser().exists():
         return read_prompt_source_file(Path(text).expanduser(), column).head(limit)
     if text in NAMED_SETS:

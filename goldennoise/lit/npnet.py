@@ -24,10 +24,34 @@ from torch import nn
 from torchmetrics import Metric
 
 from goldennoise.backbones import Backbone, generate, load_backbone
+from goldennoise.checks import check_finite, check_int, check_prompts
 from goldennoise.lit.frozen import FrozenPartMixin
 from goldennoise.noise.npnet import NPNet, NPNetConfig
 from goldennoise.noise.npnet_checkpoint import init_swin_from_imagenet, read_npnet_state
-from goldennoise.sampling import noise_for_seeds
+from goldennoise.sampling import noise_for_seeds, parse_seeds
+
+
+def _check_generation_settings(
+    every_n_epochs: int,
+    prompts: list[str] | None,
+    seeds: list[int] | None,
+    steps: int,
+    guidance_scale: float,
+    image_size: int | None,
+) -> None:
+    """Refuse generation-check settings that would fail (or silently mislead) only after an epoch of training."""
+    check_int("generation_every_n_epochs", every_n_epochs, minimum=0)
+    check_int("generation_steps", steps, minimum=1)
+    check_finite("guidance_scale", guidance_scale)
+    if image_size is not None:
+        check_int("image_size", image_size, minimum=1)
+    if prompts:
+        check_prompts("generation_prompts", prompts)
+    if seeds:
+        seeds = parse_seeds(seeds)
+        if prompts and len(seeds) != len(prompts):
+            raise ValueError(f"{len(seeds)} generation_seeds for {len(prompts)} generation_prompts; give one "
+                             "seed per prompt.")
 
 
 class NPNetModule(FrozenPartMixin, L.LightningModule):
@@ -47,12 +71,15 @@ class NPNetModule(FrozenPartMixin, L.LightningModule):
         backbone_dtype: weight dtype of the backbone.
         metrics: torchmetrics metrics ``update(images, prompts)`` for the generation check (e.g. ``ShapesAlignment``).
         generation_every_n_epochs: run the generation check every k epochs (0 disables it).
-        generation_prompts: prompts of the generation check.
+        generation_prompts: prompts of the generation check (each with some text).
         generation_seeds: one seed per prompt (default 0, 1, ...).
-        generation_steps: sampler steps of the generation check.
+        generation_steps: sampler steps of the generation check (at least 1).
         guidance_scale: classifier-free guidance of the generation check.
         scheduler: sampler of the generation check (``ddim``, ``dpm_solver``, ``euler``).
         image_size: image side of the generation check; ``None`` uses the backbone's native size.
+
+    Raises:
+        ValueError: a generation setting is invalid; checked before the backbone is loaded.
     """
 
     def __init__(
@@ -76,6 +103,8 @@ class NPNetModule(FrozenPartMixin, L.LightningModule):
         image_size: int | None = None,
     ) -> None:
         super().__init__()
+        _check_generation_settings(generation_every_n_epochs, generation_prompts, generation_seeds,
+                                   generation_steps, guidance_scale, image_size)
         config = NPNetConfig(**net) if isinstance(net, dict) else (net or NPNetConfig())
         self.save_hyperparameters(ignore=["net", "metrics"])
         self.hparams["net"] = config.to_dict()  # plain data: checkpoints load with weights_only

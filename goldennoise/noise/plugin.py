@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from goldennoise.backbones import Backbone, generate
+from goldennoise.checks import check_tensor
 from goldennoise.noise.base import NoiseContext, NoiseMethod
 from goldennoise.noise.npnet import PRESETS, NPNet
 from goldennoise.noise.npnet_checkpoint import load_npnet
@@ -58,10 +59,15 @@ class NPNetPlugin(nn.Module):
             raise ValueError(f"Unknown resize policy {resize!r}; choose 'error', 'nearest-exact' or 'bilinear'.")
         self.net, self.resize = net.eval(), resize
 
-    def _check_size(self, noise: torch.Tensor) -> tuple[int, int]:
+    def _check_inputs(self, noise: torch.Tensor, prompt_embeds: torch.Tensor) -> tuple[int, int]:
+        """Refuse non-float, non-finite or misshapen inputs; return the noise's latent size (h, w)."""
         channels, size, _ = self.net.latent_shape
-        if noise.ndim != 4 or noise.shape[1] != channels:
-            raise ValueError(f"NPNet takes noise (B, {channels}, h, w), got {tuple(noise.shape)}.")
+        check_tensor("noise", noise, shape=("B", channels, "h", "w"))
+        config = self.net.config
+        check_tensor("prompt_embeds", prompt_embeds, shape=("B", config.text_len, config.text_dim))
+        if prompt_embeds.shape[0] not in (1, noise.shape[0]):
+            raise ValueError(f"prompt_embeds has batch {prompt_embeds.shape[0]} for {noise.shape[0]} noises; "
+                             "give one embedding per noise or one for all.")
         h, w = noise.shape[-2:]
         if (h, w) != (size, size) and self.resize == "error":
             raise ValueError(f"This NPNet was trained on {size}x{size} latents, got {h}x{w}; generate at the trained "
@@ -70,8 +76,13 @@ class NPNetPlugin(nn.Module):
 
     @torch.no_grad()
     def forward(self, noise: torch.Tensor, prompt_embeds: torch.Tensor) -> torch.Tensor:
-        """Golden noise like ``noise`` (B, C, h, w) (same dtype and device) from embeddings (B or 1, L, D)."""
-        h, w = self._check_size(noise)
+        """Golden noise like ``noise`` (B, C, h, w) (same dtype and device) from embeddings (B or 1, L, D).
+
+        Raises:
+            TypeError: ``noise`` or ``prompt_embeds`` is not a floating-point tensor.
+            ValueError: either holds NaN or infinite values or has the wrong shape for this network.
+        """
+        h, w = self._check_inputs(noise, prompt_embeds)
         size = self.net.config.latent_size
         param = next(self.net.parameters())
         x = noise.to(param.device, torch.float32)

@@ -1,5 +1,7 @@
 """Collection settings: the (prompt, seed) index, the config hash, scorers (shapes alignment on rendered scenes)."""
 
+import importlib
+
 import pytest
 import torch
 
@@ -58,3 +60,43 @@ def test_collect_never_overwrites_shards_it_did_not_write(tmp_path):
     write_shard(shard_path(tmp_path / "npd", 0), tensors, [{"index": 0}], "imported", "official-x")
     with pytest.raises(ValueError, match="shards of no goldennoise run"):
         prepare_folder(NPD_FORMAT, tmp_path / "npd", "abc", 1, {"shard_size": 1})
+
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"prompts": ["a cat", "   "]}, r"prompts\[1\] is '   '; every prompt needs some text"),
+    ({"prompts": [""]}, r"prompts\[0\] is ''"),
+    ({"num_steps": 0}, "num_steps must be at least 2, got 0"),
+    ({"num_steps": 1}, "num_steps must be at least 2, got 1"),
+    ({"seeds": "1.7"}, "Cannot parse seed range '1.7'"),
+    ({"seeds": "99999999999999999999"}, "seed must be between 0 and 18446744073709551615"),
+    ({"prompt_source": "shapes:train:abc"}, "the count 'abc' is not an integer"),
+    ({"batch_size": -1}, "batch_size must be at least 1, got -1"),
+    ({"shard_size": 0}, "shard_size must be at least 1"),
+    ({"devices": 0}, "devices must be at least 1"),
+    ({"max_prompts": 0}, "max_prompts must be at least 1"),
+    ({"repeats": 0}, "repeats must be at least 1"),
+    ({"image_size": -64}, "image_size must be at least 1"),
+    ({"denoise_guidance": float("nan")}, "denoise_guidance must be finite"),
+    ({"convention": "reverse"}, "convention must be 'official' or 'textbook'"),
+    ({"noise_dtype": "float8"}, "noise_dtype: Unknown dtype 'float8'"),
+    ({"filter_metric": "pickscore"}, "filter_metric 'pickscore' is none of the scorers' columns"),
+])
+def test_bad_settings_fail_at_construction(change, message):
+    with pytest.raises(ValueError, match=message):
+        CollectConfig(**{"prompts": ["a cat"], **change})
+
+
+def test_collect_command_fails_before_loading_a_model_or_writing(tmp_path, monkeypatch):
+    from goldennoise.collection import cli
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the backbone was loaded")
+
+    monkeypatch.setattr(importlib.import_module("goldennoise.collection.collect"), "load_backbone", no_loading)
+    out = tmp_path / "npd"
+    for flags in (["--num_steps", "0"], ["--prompts", '["a cat", " "]'], ["--seeds", "1.7"]):
+        with pytest.raises(ValueError, match="num_steps|prompts|seed"):
+            cli.collect_command(["--output_dir", str(out), "--backbone", "tiny-sd", "--prompts", '["a cat"]',
+                                 *flags])
+    assert not out.exists()

@@ -39,6 +39,16 @@ def _collect(argv: list[str]) -> object:
 COMMANDS["collect"] = _collect
 
 
+def _evaluate(argv: list[str]) -> object:
+    """``evaluate``: compare noise methods (imported on use)."""
+    from goldennoise.evaluation.cli import evaluate_command
+
+    return evaluate_command(argv)
+
+
+COMMANDS["evaluate"] = _evaluate
+
+
 class MLflowSaveConfigCallback(SaveConfigCallback):
     """Log the resolved config to every MLflow logger: the text as artifact ``config.yaml``, the values as params.
 

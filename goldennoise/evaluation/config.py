@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from torchmetrics import Metric
 
+from goldennoise.checks import check_prompts
 from goldennoise.data.prompt_sources import PromptList, load_prompts
 from goldennoise.evaluation.harness import Item, MethodSpec
 from goldennoise.noise.base import SamplerSettings
@@ -129,7 +130,7 @@ class EvaluateConfig:
             return load_prompts(self.prompt_source, self.prompt_column, self.prompt_split, self.max_prompts)
         if not self.prompts:
             raise ValueError("Give prompts or a prompt_source.")
-        return PromptList(list(self.prompts)).head(self.max_prompts)
+        return PromptList(check_prompts("prompts", self.prompts)).head(self.max_prompts)
 
     def items(self) -> list[Item]:
         """``(prompt_id, prompt, seed)`` of every evaluated pair, prompt-major."""

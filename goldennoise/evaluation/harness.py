@@ -15,6 +15,7 @@ from torchmetrics import Metric
 
 from goldennoise.backbones import Backbone
 from goldennoise.backbones.cost import CostMeter
+from goldennoise.checks import check_tensor
 from goldennoise.metrics.registry import sample_scores
 from goldennoise.noise.base import NoiseContext, NoiseMethod, SamplerSettings
 from goldennoise.sampling import noise_for_seeds
@@ -39,16 +40,8 @@ class MethodSpec:
 
 
 def check_method_output(name: str, noise: torch.Tensor, output: object) -> torch.Tensor:
-    """The method's output, or a clear error if it is no finite floating tensor of the input noise's shape."""
-    if not isinstance(output, torch.Tensor):
-        raise TypeError(f"Method {name!r} returned {type(output).__name__}, not a noise tensor.")
-    if output.shape != noise.shape:
-        raise ValueError(f"Method {name!r} changed the noise shape from {tuple(noise.shape)} to {tuple(output.shape)}.")
-    if not output.is_floating_point():
-        raise TypeError(f"Method {name!r} returned {output.dtype} noise; noise must be floating point.")
-    if not torch.isfinite(output).all():
-        raise ValueError(f"Method {name!r} returned noise with NaN or Inf values.")
-    return output
+    """The method's output, or a clear error naming the method unless it is finite floating noise of the input's shape."""
+    return check_tensor(f"the noise of method {name!r}", output, shape=tuple(noise.shape))
 
 
 def _scores(metrics: Sequence[Metric], images: torch.Tensor, prompts: list[str]) -> dict[str, torch.Tensor]:

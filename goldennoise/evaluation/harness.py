@@ -40,7 +40,7 @@ class MethodSpec:
 
 
 def check_method_output(name: str, noise: torch.Tensor, output: object) -> torch.Tensor:
-    """The method's output, or a clear error naming the method unless it is finite floating noise of the input's shape."""
+    """The method's output; a clear error naming the method unless it is finite float noise of the input's shape."""
     return check_tensor(f"the noise of method {name!r}", output, shape=tuple(noise.shape))
 
 

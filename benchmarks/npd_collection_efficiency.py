@@ -23,9 +23,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from goldennoise.backbones import load_backbone  # noqa: E402
+from goldennoise.backbones.cost import evaluations_per_step  # noqa: E402
 from goldennoise.collection import CollectConfig, ScorerSpec, unet_evals_per_pair  # noqa: E402
 from goldennoise.collection.collect import collect_shard  # noqa: E402
-from goldennoise.collection.config import cfg_evals, prompt_list  # noqa: E402
+from goldennoise.collection.config import prompt_list  # noqa: E402
 from goldennoise.collection.scoring import build_scorers  # noqa: E402
 from goldennoise.data.npd_store import shard_path, write_shard  # noqa: E402
 
@@ -86,7 +87,7 @@ def main() -> None:
     collection(), raw_unet()  # warm-up
     runs = [(timed(collection), timed(raw_unet)) for _ in range(args.repeats)]
     evals_per_pair = unet_evals_per_pair(config)
-    raw_evals = calls * 2 * config.batch_size * cfg_evals(config.denoise_guidance)
+    raw_evals = calls * 2 * config.batch_size * evaluations_per_step(config.denoise_guidance)
     print(f"backbone={config.backbone} device={device} B={config.batch_size} N={config.num_steps} "
           f"pairs/run={n} UNet evals/pair={evals_per_pair} raw UNet rows/call={2 * config.batch_size * 2}")
     for k, name in enumerate(("cpu", "wall")):

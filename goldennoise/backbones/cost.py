@@ -28,6 +28,11 @@ import torch
 from torch import nn
 
 
+def evaluations_per_step(guidance_scale: float) -> int:
+    """Denoiser evaluations per image of one guided prediction: 1 when ω is 0 or 1 (one branch), else 2."""
+    return 1 if guidance_scale in (0.0, 1.0) else 2
+
+
 @dataclass
 class PhaseCost:
     """Totals of one phase.

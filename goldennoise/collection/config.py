@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from goldennoise.backbones import parse_dtype
+from goldennoise.backbones.cost import evaluations_per_step
 from goldennoise.checks import check_finite, check_int, check_prompts
 from goldennoise.data.prompt_sources import SHAPES_PREFIX, PromptList, load_prompts, parse_shapes_source
+from goldennoise.metrics.registry import METRICS
 from goldennoise.sampling import parse_seeds
-
-METRICS = ("hpsv2", "pickscore", "image_reward", "aesthetic", "clip_score", "shapes_alignment")
 
 
 @dataclass
@@ -40,7 +40,7 @@ class ScorerSpec:
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
-            raise ValueError(f"Unknown metric {self.metric!r}; choose one of {list(METRICS)}.")
+            raise ValueError(f"Unknown metric {self.metric!r}; choose one of {sorted(METRICS)}.")
 
     @property
     def column(self) -> str:
@@ -195,12 +195,7 @@ def config_hash(config: CollectConfig, items: list[tuple[int, str, int]]) -> str
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def cfg_evals(guidance: float) -> int:
-    """UNet evaluations per sample of one guided prediction (one when ω is 0 or 1, else two)."""
-    return 1 if guidance in (0.0, 1.0) else 2
-
-
 def unet_evals_per_pair(config: CollectConfig) -> int:
     """Per-sample UNet evaluations of one pair: the re-denoise step plus two N-step guided samplings."""
-    redenoise = config.repeats * (cfg_evals(config.denoise_guidance) + cfg_evals(config.inversion_guidance))
-    return redenoise + 2 * config.num_steps * cfg_evals(config.denoise_guidance)
+    denoise, invert = evaluations_per_step(config.denoise_guidance), evaluations_per_step(config.inversion_guidance)
+    return config.repeats * (denoise + invert) + 2 * config.num_steps * denoise

@@ -73,8 +73,8 @@ def sample_scores(metric: Metric, images: torch.Tensor, prompts: Sequence[str]) 
     """
     name = metric_name(metric)
     if isinstance(metric, PromptImageMetric):
-        with torch.no_grad():
-            return {name: metric.score(images.to(metric.device), list(prompts)).float().cpu()}
+        with torch.no_grad():  # the scorer follows the images' device
+            return {name: metric.score(images, list(prompts)).float().cpu()}
     if isinstance(metric, ShapesAlignment):
         scores = metric.sample_scores(images, prompts)
         return {f"{name}/{key}": value for key, value in scores.items()}

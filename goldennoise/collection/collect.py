@@ -115,6 +115,8 @@ class CollectionJob:
     def setup(self, device: torch.device) -> None:
         """Load the backbone and the scorers (a missing weight fails here, before any shard)."""
         c = self.config
+        if self.backbone is not None and self.backbone.device == device:
+            return  # set up already (a job object reused for another run)
         self.backbone = load_backbone(c.backbone, dtype=c.backbone_dtype, device=device)
         self.scorers = build_scorers(c.scorers)
         self.schedule = self.backbone.ddim_schedule(c.num_steps)  # a fresh scheduler per run

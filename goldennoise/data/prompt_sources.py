@@ -6,7 +6,8 @@ with one seed each; evaluation uses Pick-a-Pic, DrawBench, HPDv2 and GenEval pro
 
 * a local ``.txt`` (one prompt a line), ``.csv``, ``.jsonl`` or ``.parquet`` file; tabular files take the prompt
   from ``column`` (or the first of :data:`PROMPT_COLUMNS` present) and an optional ``seed`` column;
-* ``shapes:<split>[:<count>]``: prompts of the embedded backbone's world (:mod:`goldennoise.shapes`), seeds 0…count-1;
+* ``shapes:<split>[:<count>]`` or ``shapes:<split>:<first>-<last>``: prompts of the embedded backbone's world
+  (:mod:`goldennoise.shapes`), scenes 0…count-1 or first…last, each with its scene index as seed;
 * a named set of :data:`NAMED_SETS` (``drawbench``, ``pickapic``, ``hpdv2``, ``geneval``, ``coco``): a file
   ``<name>.{txt,csv,jsonl,parquet}`` in ``$GOLDENNOISE_PROMPTS`` (default ``~/.cache/goldennoise/prompts``), else
   its Hugging Face dataset;
@@ -23,7 +24,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,30 +242,40 @@ SHAPES_PREFIX = "shapes:"
 """Prompt sources ``shapes:<split>[:<count>]`` name prompts of the embedded backbone's world."""
 
 
-def parse_shapes_source(source: str) -> tuple[str, int]:
-    """``"shapes:<split>[:<count>]"`` → ``(split, count)``; the count defaults to 256.
+def parse_shapes_source(source: str) -> tuple[str, range]:
+    """``"shapes:<split>[:<count>]"`` or ``"shapes:<split>:<first>-<last>"`` → ``(split, scene indices)``.
+
+    The count (default 256) takes scenes ``0…count-1``; a range takes scenes ``first…last`` (inclusive), so a report
+    set can stay disjoint from the scenes a model was selected on.
 
     Raises:
-        ValueError: the source has another form, an unknown split, or a count that is not a positive integer.
+        ValueError: the source has another form, an unknown split, or a count or range that is not positive integers.
     """
     from goldennoise.shapes import SPLITS
 
     _, split, *rest = source.split(":")
     if split not in SPLITS or len(rest) > 1:
-        raise ValueError(f"Prompt source {source!r} must read 'shapes:<split>[:<count>]' with a split of "
-                         f"{list(SPLITS)}.")
+        raise ValueError(f"Prompt source {source!r} must read 'shapes:<split>[:<count>]' or "
+                         f"'shapes:<split>:<first>-<last>' with a split of {list(SPLITS)}.")
+    text = rest[0] if rest else "256"
+    first, dash, last = text.partition("-")
     try:
-        count = int(rest[0]) if rest else 256
+        bounds = (int(first), int(last)) if dash else (0, int(text) - 1)
     except ValueError:
-        raise ValueError(f"Prompt source {source!r}: the count {rest[0]!r} is not an integer.") from None
-    return split, check_int(f"the count of prompt source {source!r}", count, minimum=1)
+        what = "range" if dash else "count"
+        raise ValueError(f"Prompt source {source!r}: the {what} {text!r} is not an integer.") from None
+    if not dash:
+        check_int(f"the count of prompt source {source!r}", bounds[1] + 1, minimum=1)
+    elif not 0 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"Prompt source {source!r}: the range {text!r} needs 0 <= first <= last.")
+    return split, range(bounds[0], bounds[1] + 1)
 
 
-def shapes_prompts(split: str = "train", count: int = 256) -> PromptList:
-    """Prompts of the shapes world's ``split`` for seeds ``0…count-1``, each paired with its scene seed."""
+def shapes_prompts(split: str = "train", scenes: Sequence[int] = range(256)) -> PromptList:
+    """Prompts of the shapes world's ``split`` for scene indices ``scenes``, each paired with its scene seed."""
     from goldennoise.shapes import sample_scenes, to_prompt
 
-    seeds = list(range(count))
+    seeds = list(scenes)
     return PromptList([to_prompt(scene.spec) for scene in sample_scenes(seeds, split)], seeds)
 
 

@@ -91,6 +91,8 @@ class EvaluationJob:
     def setup(self, device: torch.device) -> None:
         """Load the backbone, move methods and metrics to ``device`` and size search methods to the budget."""
         c = self.config
+        if self.backbone is not None and self.backbone.device == device:
+            return  # set up already (a job object reused for another run)
         self.backbone = load_backbone(c.backbone, dtype=c.backbone_dtype, device=device)
         for spec in c.methods:
             spec.method.to(device)

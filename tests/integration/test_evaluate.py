@@ -104,12 +104,12 @@ def mlflow_server(tmp_path):
         server.wait(timeout=30)
 
 
-def _get(url: str, path: str, **query) -> bytes:
-    return urllib.request.urlopen(f"{url}{path}?{urllib.parse.urlencode(query)}", timeout=30).read()
+def _get(url: str, endpoint: str, **query) -> bytes:
+    return urllib.request.urlopen(f"{url}{endpoint}?{urllib.parse.urlencode(query)}", timeout=30).read()
 
 
-def _post(url: str, path: str, body: dict) -> dict:
-    request = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(),
+def _post(url: str, endpoint: str, body: dict) -> dict:
+    request = urllib.request.Request(f"{url}{endpoint}", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
     return json.loads(urllib.request.urlopen(request, timeout=30).read())
 

@@ -121,9 +121,16 @@ def test_file_seeds_must_be_integers_manual_seed_takes(tmp_path, name, text):
 @pytest.mark.parametrize(("source", "message"), [
     ("shapes:train:abc", r"the count 'abc' is not an integer"),
     ("shapes:train:0", "must be at least 1, got 0"),
-    ("shapes:trian:4", "must read 'shapes:<split>\\[:<count>\\]' with a split of"),
+    ("shapes:trian:4", "must read 'shapes:<split>\\[:<count>\\]' or .* with a split of"),
     ("shapes:train:4:5", "must read 'shapes:<split>"),
+    ("shapes:train:9-3", "needs 0 <= first <= last"),
+    ("shapes:train:3-x", "the range '3-x' is not an integer"),
 ])
 def test_malformed_shapes_source_is_named(source, message):
     with pytest.raises(ValueError, match=message):
         load_prompts(source)
+
+
+def test_a_shapes_range_takes_those_scenes_with_their_seeds():
+    ranged, counted = load_prompts("shapes:test:2-4"), load_prompts("shapes:test:5")
+    assert ranged.seeds == [2, 3, 4] and ranged.prompts == counted.prompts[2:5]

@@ -128,7 +128,7 @@ class NPNetNoise(NoiseMethod):
         digest = hashlib.sha256()
         for name, tensor in sorted(self.plugin.net.state_dict().items()):
             digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return {**super().describe(), "weights_sha256": digest.hexdigest()[:16]}
 
     def forward(self, noise: torch.Tensor, ctx: NoiseContext) -> torch.Tensor:

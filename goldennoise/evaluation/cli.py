@@ -9,30 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-from jsonargparse import ArgumentParser
-
+from goldennoise.config_parser import ConfigParser, parse_settings, settings_parser
 from goldennoise.evaluation.config import EvaluateConfig
 
 
-def build_parser() -> ArgumentParser:
+def build_parser() -> ConfigParser:
     """The ``evaluate`` argument parser (omegaconf mode, like the trainer CLI)."""
-    parser = ArgumentParser(prog="python -m goldennoise evaluate", parser_mode="omegaconf",
-                            description="Compare noise methods on the same prompts and seeds, with costs and CIs.")
-    parser.add_argument("--config", action="config", help="A YAML evaluation config (repeatable).")
-    parser.add_class_arguments(EvaluateConfig)
-    return parser
+    return settings_parser(EvaluateConfig, "python -m goldennoise evaluate",
+                           "Compare noise methods on the same prompts and seeds, with costs and CIs.")
 
 
 def parse_config(argv: list[str]) -> tuple[EvaluateConfig, dict[str, Any]]:
     """The evaluation and each method's resolved configuration (for MLflow params), from command-line arguments."""
-    parser = build_parser()
-    namespace = parser.parse_args(argv)
-    resolved = yaml.safe_load(parser.dump(namespace, skip_none=False))
+    config, resolved = parse_settings(build_parser(), EvaluateConfig, argv)
     method_params = {spec["name"]: {"guidance_scale": spec["guidance_scale"], **spec["method"]}
                      for spec in resolved.get("methods") or []}
-    values = {k: v for k, v in vars(parser.instantiate(namespace)).items() if k != "config"}
-    return EvaluateConfig(**values), method_params
+    return config, method_params
 
 
 def evaluate_command(argv: list[str]) -> dict | None:

@@ -27,7 +27,7 @@ from goldennoise.backbones import Backbone, generate, load_backbone
 from goldennoise.checks import check_finite, check_int, check_prompts
 from goldennoise.lit.frozen import FrozenPartMixin
 from goldennoise.noise.npnet import NPNet, NPNetConfig
-from goldennoise.noise.npnet_checkpoint import init_swin_from_imagenet, read_npnet_state
+from goldennoise.noise.npnet_checkpoint import init_swin_from_imagenet, load_npnet_state
 from goldennoise.sampling import noise_for_seeds, parse_seeds
 
 
@@ -119,7 +119,7 @@ class NPNetModule(FrozenPartMixin, L.LightningModule):
         if stage != "fit" or self.trainer.ckpt_path is not None:
             return
         if self.hparams.init_checkpoint:
-            self.net.load_state_dict(read_npnet_state(self.hparams.init_checkpoint), strict=True)
+            load_npnet_state(self.net, self.hparams.init_checkpoint)
         elif self.hparams.swin_init == "imagenet":
             init_swin_from_imagenet(self.net)
         elif self.hparams.swin_init != "random":

@@ -19,6 +19,7 @@ from huggingface_hub import constants as hub_constants
 from huggingface_hub import hf_hub_download
 
 from goldennoise.errors import MissingWeightsError
+from goldennoise.tensor_files import read_tensor_file
 
 M = TypeVar("M", bound=torch.nn.Module)
 
@@ -114,12 +115,12 @@ def resolve_file(source: str | os.PathLike, default_filename: str) -> Path:
 
 
 def load_state_dict(path: Path, key: str | None = None) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.pt`` / ``.pth`` / ``.safetensors`` file, optionally the entry ``key`` of a wrapping dict."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    """Tensors of a ``.pt`` / ``.pth`` / ``.safetensors`` file, optionally the entry ``key`` of a wrapping dict.
 
-        return load_file(str(path))
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    Raises:
+        CheckpointError: the file is truncated or corrupt; the message names it.
+    """
+    checkpoint = read_tensor_file(path)
     return checkpoint[key] if key is not None and key in checkpoint else checkpoint
 
 

@@ -96,12 +96,13 @@ def test_two_process_collection_equals_one_process_as_a_set(tmp_path, reference)
             assert values == pytest.approx(ref[2][name], abs=1e-4)
 
 
-def test_a_different_config_refuses_an_existing_dataset(tmp_path, reference):
+def test_a_different_config_refuses_an_existing_dataset(tmp_path, reference, capsys):
     folder = tmp_path / "npd"
     main(["collect", "--config", str(write_config(tmp_path)), "--prompts", "[a red cube]", "--seeds", "0"])
-    with pytest.raises(ValueError, match="holds another run"):
+    with pytest.raises(SystemExit) as info:  # a user error: one line, exit code 2
         main(["collect", "--config", str(write_config(tmp_path)), "--prompts", "[a red cube]", "--seeds", "0",
               "--convention", "textbook"])
+    assert info.value.code == 2 and "holds another run" in capsys.readouterr().err
     assert len(list(iter_shards(folder))) == 1
 
 

@@ -1,6 +1,7 @@
 """Evaluation settings and reports: bad input is one clear error before any sampling; the summary pairs correctly."""
 
 import pytest
+from jsonargparse import ArgumentError
 
 from goldennoise.errors import MissingWeightsError
 from goldennoise.evaluation.cli import parse_config
@@ -51,7 +52,7 @@ def test_distinct_seeds_give_every_prompt_its_own_noise():
 
 
 def test_an_unknown_method_class_is_a_parse_error():
-    with pytest.raises(SystemExit):
+    with pytest.raises(ArgumentError, match="NoSuchMethod"):
         parse_config(["--prompts", '["a"]', "--metrics", SHAPES,
                       "--methods", '[{"name": "x", "method": {"class_path": "goldennoise.noise.NoSuchMethod"}}]'])
 

@@ -1,9 +1,11 @@
 """Collection settings: the (prompt, seed) index, the config hash, scorers (shapes alignment on rendered scenes)."""
 
 import importlib
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from goldennoise.collection import CollectConfig, ScorerSpec, build_items, config_hash
 from goldennoise.collection.scoring import build_scorers
@@ -100,3 +102,22 @@ def test_collect_command_fails_before_loading_a_model_or_writing(tmp_path, monke
             cli.collect_command(["--output_dir", str(out), "--backbone", "tiny-sd", "--prompts", '["a cat"]',
                                  *flags])
     assert not out.exists()
+TINY_SDXL = str(Path(__file__).resolve().parents[2] / "configs" / "npd" / "tiny_sdxl.yaml")
+
+
+def test_a_later_config_or_flag_replaces_the_scorers_list(tmp_path, capsys):
+    """tiny_sdxl.yaml's scorer is ``{metric: hpsv2, model: tiny}``; a scorer list given later must not inherit it."""
+    from goldennoise.collection.cli import parse_config
+
+    flag = parse_config(["--config", TINY_SDXL, "--scorers", '[{"metric": "hpsv2"}]'])
+    assert flag.scorers == [ScorerSpec("hpsv2")]
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("scorers:\n  - metric: pickscore\nprompts: [a, b, c, d]\n")
+    config = parse_config(["--config", TINY_SDXL, "--config", str(overlay)])
+    assert config.scorers == [ScorerSpec("pickscore")] and config.prompts == ["a", "b", "c", "d"]
+    appended = parse_config(["--config", TINY_SDXL, "--scorers+", '{"metric": "pickscore"}'])
+    assert appended.scorers == [ScorerSpec("hpsv2", model="tiny"), ScorerSpec("pickscore")]  # += still appends
+    with pytest.raises(SystemExit):
+        parse_config(["--config", TINY_SDXL, "--config", str(overlay), "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["scorers"] == [{"metric": "pickscore", "name": None, "model": None, "version": "v2.1"}]

@@ -22,6 +22,7 @@ from diffusers import (
 )
 from torch import nn
 
+from goldennoise.backbones.saving import save_pipeline
 from goldennoise.sampling import DDIMSchedule, Denoiser
 
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
@@ -283,6 +284,7 @@ class Backbone(nn.Module):
     def save_pretrained(self, path: str | Path) -> None:
         """Write a diffusers folder: ``model_index.json`` and one subfolder per component.
 
-        :func:`goldennoise.backbones.load_backbone` and diffusers itself load it back.
+        :func:`goldennoise.backbones.load_backbone` and diffusers itself load it back (in float32 by default,
+        whatever the dtype of the weights; see :mod:`goldennoise.backbones.saving`).
         """
-        self.pipeline().save_pretrained(str(path))
+        save_pipeline(self.pipeline(), path)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from goldennoise.backbones.saving import save_pipeline
 from goldennoise.backbones.shapes_parts import (
     build_text_encoder,
     build_unet,
@@ -154,8 +155,12 @@ class ShapesDiffusionModule(FrozenPartMixin, L.LightningModule):
         self.export(self.hparams.export_dir, self.hparams.export_dtype)
 
     def export(self, folder: str | Path, dtype: str = "float16") -> None:
-        """Save :meth:`pipeline` with ``save_pretrained`` (safetensors), its weights cast to ``dtype`` on copies."""
+        """Save :meth:`pipeline` with :func:`save_pipeline`, its weights cast to ``dtype`` on copies.
+
+        The files hold ``dtype``; every component loads in float32 by default (``from_pretrained(folder)``), or in the
+        ``torch_dtype`` asked for.
+        """
         torch_dtype = {"float16": torch.float16, "float32": torch.float32}[dtype]
         parts = {"vae": self.vae, **self.ema.module}
         cast = {k: copy.deepcopy(v).to(torch_dtype) for k, v in parts.items()}
-        self.pipeline(cast).save_pretrained(Path(folder), safe_serialization=True)
+        save_pipeline(self.pipeline(cast), folder)

@@ -281,10 +281,10 @@ class Backbone(nn.Module):
         """A diffusers pipeline over this backbone's components (shared, not copied) with a fresh scheduler."""
         return self.pipeline_class(**self._pipeline_components(), scheduler=self.make_scheduler(scheduler))
 
-    def save_pretrained(self, path: str | Path) -> None:
+    def save_pretrained(self, path: str | Path, overwrite_shipped: bool = False) -> None:
         """Write a diffusers folder: ``model_index.json`` and one subfolder per component.
 
         :func:`goldennoise.backbones.load_backbone` and diffusers itself load it back (in float32 by default,
         whatever the dtype of the weights; see :mod:`goldennoise.backbones.saving`).
         """
-        save_pipeline(self.pipeline(), path)
+        save_pipeline(self.pipeline(), path, overwrite_shipped)

@@ -17,6 +17,8 @@ from typing import Any
 
 from transformers import PreTrainedModel
 
+from goldennoise.shipped import export_target
+
 LOAD_DTYPE = "float32"
 """The dtype recorded for transformers components: the one diffusers loads its own models in by default."""
 
@@ -33,17 +35,21 @@ def record_load_dtype(config_file: Path, dtype: str = LOAD_DTYPE) -> None:
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def save_pipeline(pipeline: Any, folder: str | Path) -> Path:
+def save_pipeline(pipeline: Any, folder: str | Path, overwrite_shipped: bool = False) -> Path:
     """``save_pretrained`` (safetensors) into ``folder``, then :func:`record_load_dtype` for each transformers model.
 
     Args:
         pipeline: a diffusers pipeline; its weights are written in the dtype they have.
         folder: the model folder to write (``model_index.json`` and one subfolder per component).
+        overwrite_shipped: allow ``folder`` inside the installed package (replacing shipped weights).
 
     Returns:
         ``folder`` as a path.
+
+    Raises:
+        ValueError: ``folder`` is inside the installed package and ``overwrite_shipped`` is false.
     """
-    folder = Path(folder)
+    folder = export_target(folder, "folder", overwrite_shipped)
     pipeline.save_pretrained(str(folder), safe_serialization=True)
     for name, component in pipeline.components.items():
         if isinstance(component, PreTrainedModel):

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from goldennoise.errors import MissingWeightsError
 from goldennoise.noise.npnet import PRESETS, NPNet, NPNetConfig, SwinConfig
+from goldennoise.shipped import export_target
 
 OFFICIAL_TEXT_KEY = "embeeding"
 """The official checkpoint's (misspelled) key of the AdaGroupNorm text path; required for compatibility."""
@@ -116,9 +117,13 @@ def to_safetensors_layout(state: StateDict, layout: SafetensorsLayout = "embeedi
             for k, v in normalize_flat(state).items()}
 
 
-def save_npnet_state(state: StateDict, path: str | Path, layout: SafetensorsLayout = "embeeding") -> Path:
-    """Write a state dict as an official nested ``.pth`` or, for a ``.safetensors`` path, flat in ``layout``."""
-    path = Path(path)
+def save_npnet_state(state: StateDict, path: str | Path, layout: SafetensorsLayout = "embeeding",
+                     overwrite_shipped: bool = False) -> Path:
+    """Write a state dict as an official nested ``.pth`` or, for a ``.safetensors`` path, flat in ``layout``.
+
+    A ``path`` inside the installed package (where the shipped NPNet lives) is refused unless ``overwrite_shipped``.
+    """
+    path = export_target(path, "path", overwrite_shipped)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = normalize_flat(state)
     if path.suffix == ".safetensors":
@@ -166,10 +171,11 @@ def load_npnet(path: str | Path, config: NPNetConfig | None = None, **config_kwa
 
 
 def export_npnet(source: NPNet | StateDict | str | Path, path: str | Path,
-                 layout: SafetensorsLayout = "embeeding") -> Path:
+                 layout: SafetensorsLayout = "embeeding", overwrite_shipped: bool = False) -> Path:
     """Export a network, a state dict or any readable checkpoint (e.g. a Lightning ``.ckpt``) to ``path``.
 
-    ``.safetensors`` paths get the flat ``layout``; anything else the official nested ``.pth``.
+    ``.safetensors`` paths get the flat ``layout``; anything else the official nested ``.pth``. A ``path`` inside the
+    installed package is refused unless ``overwrite_shipped``.
     """
     if isinstance(source, (str, Path)):
         state = read_npnet_state(source)
@@ -177,7 +183,7 @@ def export_npnet(source: NPNet | StateDict | str | Path, path: str | Path,
         state = source.state_dict()
     else:
         state = source
-    return save_npnet_state(state, path, layout)
+    return save_npnet_state(state, path, layout, overwrite_shipped)
 
 
 IMAGENET_SWIN = "swin_tiny_patch4_window7_224.ms_in1k"

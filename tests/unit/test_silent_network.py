@@ -67,6 +67,10 @@ def silent_server():
     server.close()
 
 
+HANG = 120
+"""A hang guard, far above the ~1 s per weight this takes (the test's timeout is 1 s; retries took minutes)."""
+
+
 def _message(call) -> str:
     with pytest.raises(MissingWeightsError) as err:
         call()
@@ -85,15 +89,24 @@ def test_silent_network_fails_once_with_one_sentence_per_weight(silent_server, t
     monkeypatch.setattr(hub_constants, "HF_HUB_ETAG_TIMEOUT", 1)  # the bound under test made short (default 10 s)
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # nothing cached
     monkeypatch.setenv("GOLDENNOISE_CACHE", str(tmp_path / "cache"))
-    guard = threading.Timer(240, lambda: silent_server.close())  # stops a hang (today: minutes of retries)
-    guard.start()
-    try:
-        hpsv2 = _message(lambda: load_hpsv2("v2.1"))
-        clip = _message(lambda: load_clip_backbone("nobody/some-clip"))
-        backbone = _message(lambda: load_backbone("nobody/some-sd"))
-        url = _message(lambda: resolve_file(f"{endpoint}/weights/model.pth", "model.pth"))
-    finally:
-        guard.cancel()
+    calls = {"hpsv2": lambda: load_hpsv2("v2.1"), "clip": lambda: load_clip_backbone("nobody/some-clip"),
+             "backbone": lambda: load_backbone("nobody/some-sd"),
+             "url": lambda: resolve_file(f"{endpoint}/weights/model.pth", "model.pth")}
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["messages"] = {name: _message(call) for name, call in calls.items()}
+        except BaseException as err:  # re-raised below, in the test's thread
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=HANG)
+    assert not worker.is_alive(), f"still waiting for the silent network after {HANG} s: retrying?"
+    if "error" in outcome:
+        raise outcome["error"]
+    hpsv2, clip, backbone, url = (outcome["messages"][name] for name in calls)
     assert re.fullmatch(
         rf"'HPS_v2\.1_compressed\.pt' of hub repo 'xswu/HPSv2' is not in the Hugging Face cache and the hub at "
         rf"{re.escape(endpoint)} did not answer within 1 s \(\w+\); check the network \(or HF_ENDPOINT\), "

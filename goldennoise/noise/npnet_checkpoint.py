@@ -22,6 +22,7 @@ from typing import Literal
 import torch
 from safetensors.torch import load_file, save_file
 
+from goldennoise import hub
 from goldennoise.errors import MissingWeightsError
 from goldennoise.noise.npnet import PRESETS, NPNet, NPNetConfig, SwinConfig
 from goldennoise.shipped import export_target
@@ -210,6 +211,9 @@ def init_swin_from_imagenet(net: NPNet, weights: str | Path | None = None) -> NP
     overlay = {"pretrained_cfg_overlay": {"file": str(weights)}} if weights is not None else {}
     if weights is not None and not Path(weights).is_file():
         raise MissingWeightsError(f"No Swin-T weights at '{weights}'; pass a timm checkpoint of {IMAGENET_SWIN}.")
+    if weights is None:
+        hub.probe(f"timm/{IMAGENET_SWIN}", "model.safetensors", f"The ImageNet Swin-T '{IMAGENET_SWIN}'",
+                  "train with swin_init='random' or pass a local file")
     try:
         reference = timm.create_model(IMAGENET_SWIN, pretrained=True, **overlay)
     except Exception as err:  # offline hub, no cache, network failures: all mean "not available here"

@@ -12,6 +12,8 @@ from goldennoise.errors import MissingWeightsError
 from goldennoise.metrics.hf_clip import load_clip_backbone
 from goldennoise.metrics.hps import load_hpsv2
 from goldennoise.metrics.loading import resolve_file
+from goldennoise.noise import NPNet, NPNetConfig
+from goldennoise.noise.npnet_checkpoint import init_swin_from_imagenet
 
 
 class SilentServer:
@@ -91,7 +93,8 @@ def test_silent_network_fails_once_with_one_sentence_per_weight(silent_server, t
     monkeypatch.setenv("GOLDENNOISE_CACHE", str(tmp_path / "cache"))
     calls = {"hpsv2": lambda: load_hpsv2("v2.1"), "clip": lambda: load_clip_backbone("nobody/some-clip"),
              "backbone": lambda: load_backbone("nobody/some-sd"),
-             "url": lambda: resolve_file(f"{endpoint}/weights/model.pth", "model.pth")}
+             "url": lambda: resolve_file(f"{endpoint}/weights/model.pth", "model.pth"),
+             "swin": lambda: init_swin_from_imagenet(NPNet(NPNetConfig(text_dim=8, text_len=1, latent_size=8)))}
     outcome: dict = {}
 
     def run() -> None:
@@ -106,7 +109,7 @@ def test_silent_network_fails_once_with_one_sentence_per_weight(silent_server, t
     assert not worker.is_alive(), f"still waiting for the silent network after {HANG} s: retrying?"
     if "error" in outcome:
         raise outcome["error"]
-    hpsv2, clip, backbone, url = (outcome["messages"][name] for name in calls)
+    hpsv2, clip, backbone, url, swin = (outcome["messages"][name] for name in calls)
     assert re.fullmatch(
         rf"'HPS_v2\.1_compressed\.pt' of hub repo 'xswu/HPSv2' is not in the Hugging Face cache and the hub at "
         rf"{re.escape(endpoint)} did not answer within 1 s \(\w+\); check the network \(or HF_ENDPOINT\), "
@@ -114,8 +117,10 @@ def test_silent_network_fails_once_with_one_sentence_per_weight(silent_server, t
     assert "CLIP model 'nobody/some-clip'" in clip and "did not answer within 1 s" in clip
     assert "'nobody/some-sd'" in backbone and "did not answer within 1 s" in backbone
     assert "'model.pth'" in url and "timed out" in url
+    assert "Swin-T 'swin_tiny_patch4_window7_224.ms_in1k'" in swin and "swin_init='random'" in swin
     weights = [path for path in silent_server.paths() if not path.startswith("/api/")]  # not the hub's own checks
     assert sorted(weights) == ["/nobody/some-clip/resolve/main/config.json",
                                "/nobody/some-sd/resolve/main/model_index.json",
+                               "/timm/swin_tiny_patch4_window7_224.ms_in1k/resolve/main/model.safetensors",
                                "/weights/model.pth",
                                "/xswu/HPSv2/resolve/main/HPS_v2.1_compressed.pt"]  # one request per weight: no retry

@@ -11,6 +11,7 @@ code 2; ``--debug`` (anywhere on the command line) or ``GOLDENNOISE_DEBUG=1`` sh
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -26,7 +27,6 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import MLFlowLogger
-from lightning_utilities.core.imports import RequirementCache
 
 from goldennoise.config_parser import ConfigParser
 from goldennoise.errors import MissingWeightsError
@@ -174,7 +174,7 @@ class GoldenNoiseCLI(LightningCLI):
         callbacks = _as_list(config.get("callbacks"))
         default_bar = config.get("enable_progress_bar") is not False and not any(
             isinstance(c, ProgressBar) for c in callbacks)
-        if default_bar and RequirementCache("rich>=10.2.2"):
+        if default_bar and importlib.util.find_spec("rich") is not None:  # as Lightning: a rich bar when rich is there
             kwargs["callbacks"] = [*callbacks, StepsRichProgressBar()]
         return super().instantiate_trainer(**kwargs)
 

@@ -22,6 +22,7 @@ from diffusers import (
 )
 from torch import nn
 
+from goldennoise.backbones.saving import save_pipeline
 from goldennoise.checks import check_finite, check_int, check_tensor
 from goldennoise.sampling import DDIMSchedule, Denoiser
 
@@ -307,9 +308,10 @@ class Backbone(nn.Module):
         """A diffusers pipeline over this backbone's components (shared, not copied) with a fresh scheduler."""
         return self.pipeline_class(**self._pipeline_components(), scheduler=self.make_scheduler(scheduler))
 
-    def save_pretrained(self, path: str | Path) -> None:
+    def save_pretrained(self, path: str | Path, overwrite_shipped: bool = False) -> None:
         """Write a diffusers folder: ``model_index.json`` and one subfolder per component.
 
-        :func:`goldennoise.backbones.load_backbone` and diffusers itself load it back.
+        :func:`goldennoise.backbones.load_backbone` and diffusers itself load it back (in float32 by default,
+        whatever the dtype of the weights; see :mod:`goldennoise.backbones.saving`).
         """
-        self.pipeline().save_pretrained(str(path))
+        save_pipeline(self.pipeline(), path, overwrite_shipped)

@@ -22,8 +22,10 @@ from typing import Literal
 import torch
 from safetensors.torch import save_file
 
+from goldennoise import hub
 from goldennoise.errors import CheckpointError, MissingWeightsError
 from goldennoise.noise.npnet import PRESETS, NPNet, NPNetConfig, SwinConfig
+from goldennoise.shipped import export_target
 from goldennoise.tensor_files import read_tensor_file
 
 OFFICIAL_TEXT_KEY = "embeeding"
@@ -149,9 +151,13 @@ def to_safetensors_layout(state: StateDict, layout: SafetensorsLayout = "embeedi
             for k, v in normalize_flat(state).items()}
 
 
-def save_npnet_state(state: StateDict, path: str | Path, layout: SafetensorsLayout = "embeeding") -> Path:
-    """Write a state dict as an official nested ``.pth`` or, for a ``.safetensors`` path, flat in ``layout``."""
-    path = Path(path)
+def save_npnet_state(state: StateDict, path: str | Path, layout: SafetensorsLayout = "embeeding",
+                     overwrite_shipped: bool = False) -> Path:
+    """Write a state dict as an official nested ``.pth`` or, for a ``.safetensors`` path, flat in ``layout``.
+
+    A ``path`` inside the installed package (where the shipped NPNet lives) is refused unless ``overwrite_shipped``.
+    """
+    path = export_target(path, "path", overwrite_shipped)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = normalize_flat(state)
     if path.suffix == ".safetensors":
@@ -197,10 +203,11 @@ def load_npnet(path: str | Path, config: NPNetConfig | None = None, **config_kwa
 
 
 def export_npnet(source: NPNet | StateDict | str | Path, path: str | Path,
-                 layout: SafetensorsLayout = "embeeding") -> Path:
+                 layout: SafetensorsLayout = "embeeding", overwrite_shipped: bool = False) -> Path:
     """Export a network, a state dict or any readable checkpoint (e.g. a Lightning ``.ckpt``) to ``path``.
 
-    ``.safetensors`` paths get the flat ``layout``; anything else the official nested ``.pth``.
+    ``.safetensors`` paths get the flat ``layout``; anything else the official nested ``.pth``. A ``path`` inside the
+    installed package is refused unless ``overwrite_shipped``.
     """
     if isinstance(source, (str, Path)):
         state = read_npnet_state(source)
@@ -208,7 +215,7 @@ def export_npnet(source: NPNet | StateDict | str | Path, path: str | Path,
         state = source.state_dict()
     else:
         state = source
-    return save_npnet_state(state, path, layout)
+    return save_npnet_state(state, path, layout, overwrite_shipped)
 
 
 IMAGENET_SWIN = "swin_tiny_patch4_window7_224.ms_in1k"
@@ -235,6 +242,9 @@ def init_swin_from_imagenet(net: NPNet, weights: str | Path | None = None) -> NP
     overlay = {"pretrained_cfg_overlay": {"file": str(weights)}} if weights is not None else {}
     if weights is not None and not Path(weights).is_file():
         raise MissingWeightsError(f"No Swin-T weights at '{weights}'; pass a timm checkpoint of {IMAGENET_SWIN}.")
+    if weights is None:
+        hub.probe(f"timm/{IMAGENET_SWIN}", "model.safetensors", f"The ImageNet Swin-T '{IMAGENET_SWIN}'",
+                  "train with swin_init='random' or pass a local file")
     try:
         reference = timm.create_model(IMAGENET_SWIN, pretrained=True, **overlay)
     except Exception as err:  # offline hub, no cache, network failures: all mean "not available here"

@@ -2,9 +2,10 @@
 
 The shipped weights (``load_npnet("shapes")``) come from ``experiments/npnet_shapes`` (an NPD collected here, the
 paper's loss and optimiser). The fixed set below is part of that experiment's report set: test-split prompts (scenes
-never used for the NPD or for choosing the model) with its seeds, far from the NPD's, sampled through the diffusers
-DDIM pipeline without guidance, the regime where the experiment finds NPNet's gain (none at CFG 3 or 5.5). The full
-set is a slow test; the default suite runs a quarter of its compute (half the pairs, half the steps).
+never used for the NPD or for choosing the model) with its seeds, far from the NPD's, sampled through the evaluation
+harness (goldennoise's DDIM loop) without guidance, the regime where the experiment finds NPNet's gain (none at CFG 3
+or 5.5). The full set is a slow test; the default suite runs a quarter of its compute (half the pairs, half the
+steps).
 """
 
 from pathlib import Path
@@ -12,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from goldennoise.backbones import generate
-from goldennoise.metrics import paired_summary
-from goldennoise.noise import PRESETS, NPNetPlugin, load_npnet
+from goldennoise.evaluation.harness import MethodSpec, evaluate_batch
+from goldennoise.evaluation.report import flat_rows, summarize
+from goldennoise.metrics import ShapesAlignment
+from goldennoise.noise import PRESETS, Gaussian, NPNetNoise, NPNetPlugin, SamplerSettings, load_npnet
 from goldennoise.noise.npnet_checkpoint import BUILTIN_WEIGHTS
 from goldennoise.sampling import noise_for_seeds
-from goldennoise.shapes.alignment import alignment_scores
 from goldennoise.shapes.grammar import to_prompt
 from goldennoise.shapes.splits import sample_scene
 
@@ -43,11 +44,6 @@ def _fixed_set(num_seeds: int = 2) -> tuple[list[str], list[int]]:
     return list(prompts), list(seeds)
 
 
-def _alignment(pipeline, prompts: list[str], noise: torch.Tensor, steps: int) -> torch.Tensor:
-    images = generate(pipeline, prompts, noise, num_inference_steps=steps, guidance_scale=CFG)
-    return alignment_scores(images.float(), prompts)["alignment"].float()  # (B,)
-
-
 def test_shipped_npnet_is_the_shapes_preset_and_moves_the_noise(shapes):
     weights = BUILTIN_WEIGHTS["shapes"]
     assert weights.is_relative_to(ROOT / "goldennoise") and weights.stat().st_size < 2 * 2**20
@@ -65,11 +61,12 @@ def test_shipped_npnet_is_the_shapes_preset_and_moves_the_noise(shapes):
 @pytest.mark.parametrize(("num_seeds", "steps"), [FAST, FULL])
 def test_shipped_npnet_improves_alignment_over_gaussian_noise_on_unseen_prompts(shapes, num_seeds, steps):
     prompts, seeds = _fixed_set(num_seeds)
-    pipeline = shapes.pipeline("ddim")
-    pipeline.set_progress_bar_config(disable=True)
-    noise = noise_for_seeds(seeds, shapes.latent_shape())
-    golden = NPNetPlugin(load_npnet("shapes")).for_pipeline(shapes, prompts, noise)
-    summary = paired_summary(_alignment(pipeline, prompts, noise, steps), _alignment(pipeline, prompts, golden, steps))
-    print(summary)
-    assert summary["delta"] > DELTA_FLOOR
-    assert summary["wins"] > summary["losses"]
+    items = [(k // num_seeds, prompt, seed) for k, (prompt, seed) in enumerate(zip(prompts, seeds, strict=True))]
+    methods = [MethodSpec("gaussian", Gaussian(), CFG), MethodSpec("npnet", NPNetNoise("shapes"), CFG)]
+    records, _ = evaluate_batch(shapes, items, methods, [ShapesAlignment()], SamplerSettings(steps=steps))
+    summary = summarize(flat_rows(records), ["gaussian", "npnet"], "gaussian", resamples=2000)[1]
+    stats = summary["scores"]["shapes_alignment/alignment"]
+    print(stats)
+    assert summary["cost"]["method/evaluations"] == 0 and summary["cost"]["sampling/evaluations"] == steps
+    assert stats["delta"] > DELTA_FLOOR
+    assert stats["wins"] > stats["losses"]

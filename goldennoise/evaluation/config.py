@@ -48,8 +48,8 @@ class EvaluateConfig:
             leaves each method as configured.
         batch_size: items per batch (every method runs on the same batch).
         shard_size: items per shard file, the unit of crash recovery.
-        save_images: ``grid`` keeps the images of the grid's items, ``all`` every image, ``none`` none.
-        grid_items: (prompt, seed) items shown in the image grid (the first ones).
+        save_images: ``grid`` keeps the images of the grid's rows, ``all`` every image, ``none`` none.
+        grid_prompts: prompts shown in the image grid (the first ones, each with its first seed).
         bootstrap_resamples: resamples of the bootstrap CIs.
         accelerator: Lightning Fabric accelerator (``auto``, ``cpu``, ``cuda``, ...).
         devices: processes; each takes every ``devices``-th shard.
@@ -79,7 +79,7 @@ class EvaluateConfig:
     batch_size: int = 32
     shard_size: int = 256
     save_images: str = "grid"
-    grid_items: int = 8
+    grid_prompts: int = 8
     bootstrap_resamples: int = 10_000
     accelerator: str = "auto"
     devices: int = 1
@@ -131,6 +131,12 @@ class EvaluateConfig:
         if not self.prompts:
             raise ValueError("Give prompts or a prompt_source.")
         return PromptList(check_prompts("prompts", self.prompts)).head(self.max_prompts)
+
+    def image_kept(self, index: int, prompt_id: int) -> bool:
+        """Whether the images of item ``index`` (of prompt ``prompt_id``) are stored (see ``save_images``)."""
+        if self.save_images != "grid":
+            return self.save_images == "all"
+        return prompt_id < self.grid_prompts and index % len(parse_seeds(self.seeds)) == 0
 
     def items(self) -> list[Item]:
         """``(prompt_id, prompt, seed)`` of every evaluated pair, prompt-major."""

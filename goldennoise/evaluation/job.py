@@ -35,10 +35,6 @@ def read_outputs(output_dir: Path) -> tuple[list[dict], dict[str, torch.Tensor]]
     return records, {key: torch.cat([p[key] for p in parts]) for key in ("images", "image_index", "image_method")}
 
 
-def _image_kept(config: EvaluateConfig, index: int) -> bool:
-    return config.save_images == "all" or (config.save_images == "grid" and index < config.grid_items)
-
-
 EVALUATION_FORMAT = ShardFormat(name="goldennoise-eval/1", label="evaluation shard")
 """Evaluation shards: records per (item, method) in the header; ``images`` (uint8), ``image_index`` and
 ``image_method`` tensors when images are kept."""
@@ -68,7 +64,7 @@ class EvaluationJob:
                 "methods": [{"name": m.name, "guidance_scale": m.guidance_scale, "method": m.method.describe()}
                             for m in c.methods],
                 "metrics": [describe_module(m) for m in c.metrics], "budget": c.budget,
-                "save_images": c.save_images, "grid_items": c.grid_items, "batch_size": c.batch_size,
+                "save_images": c.save_images, "grid_prompts": c.grid_prompts, "batch_size": c.batch_size,
                 "shard_size": c.shard_size}
 
     def digest(self, items: list[Item]) -> str:
@@ -109,7 +105,7 @@ class EvaluationJob:
         for k, record in enumerate(records):
             record["index"] = first_index + k % width
         kept = [(j, row) for j, spec in enumerate(c.methods) for row in range(width)
-                if _image_kept(c, first_index + row)]
+                if c.image_kept(first_index + row, items[row][0])]
         tensors = {}
         if kept:
             stack = torch.stack([images[c.methods[j].name][row] for j, row in kept])  # (K, 3, H, W)
@@ -160,7 +156,7 @@ class EvaluationJob:
             return None
         c = self.config
         first = {r["index"]: r for r in records}
-        order = sorted({int(i) for i in images["image_index"].tolist()})[:c.grid_items]
+        order = sorted({int(i) for i in images["image_index"].tolist()})[:c.grid_prompts]
         labels = [f"{first[i]['prompt']} (seed {first[i]['seed']})" for i in order]
         columns = {}
         for j, spec in enumerate(c.methods):

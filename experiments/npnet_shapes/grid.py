@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from goldennoise.backbones import generate, load_backbone
-from goldennoise.lit.npnet import comparison_figure
-from goldennoise.noise import NPNetPlugin, load_npnet
-from goldennoise.sampling import noise_for_seeds
+from goldennoise.backbones import load_backbone
+from goldennoise.evaluation.grid import save_image_grid
+from goldennoise.evaluation.harness import MethodSpec, evaluate_batch
+from goldennoise.noise import Gaussian, NPNetNoise, SamplerSettings
 from goldennoise.shapes.grammar import to_prompt
 from goldennoise.shapes.splits import sample_scene
 
@@ -28,16 +28,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "grid.png")
     args = parser.parse_args()
 
-    backbone = load_backbone("shapes")
     scenes = range(args.first_prompt, args.first_prompt + args.rows)
-    prompts = [to_prompt(sample_scene(i, "test").spec) for i in scenes]
-    noise = noise_for_seeds([1_000_000 + 4 * i for i in scenes], backbone.latent_shape())  # each prompt's first seed
-    golden = NPNetPlugin(load_npnet("shapes")).for_pipeline(backbone, prompts, noise)
-    pipeline = backbone.pipeline("ddim")
-    pipeline.set_progress_bar_config(disable=True)
-    images = [generate(pipeline, prompts, x, num_inference_steps=args.steps, guidance_scale=args.guidance)
-              for x in (noise, golden)]
-    comparison_figure(prompts, *images).savefig(args.out, dpi=110)
+    items = [(k, to_prompt(sample_scene(i, "test").spec), 1_000_000 + 4 * i)  # each prompt's first seed
+             for k, i in enumerate(scenes)]
+    methods = [MethodSpec("Gaussian", Gaussian(), args.guidance),
+               MethodSpec("NPNet", NPNetNoise("shapes"), args.guidance)]
+    _, images = evaluate_batch(load_backbone("shapes"), items, methods, [], SamplerSettings(steps=args.steps))
+    save_image_grid(args.out, [f"{prompt} (seed {seed})" for _, prompt, seed in items], images)
     print(f"wrote {args.out}")
 
 

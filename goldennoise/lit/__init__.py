@@ -1,4 +1,4 @@
-"""LightningModules: thin wiring of noise methods, backbones, samplers and metrics."""
+"""LightningModules (thin wiring of noise methods, backbones, samplers, metrics) and the evaluation harness callback."""
 
 from goldennoise.lit.frozen import FrozenBackboneModule
 from goldennoise.lit.harness import NoiseMethodHarness

@@ -187,9 +187,8 @@ class NoiseMethodHarness(BasePredictionWriter):
         self.prompts = check_prompts("prompts", prompts) if prompts else []
         self.prompt_source, self.max_prompts = prompt_source, max_prompts
         self.seeds = parse_seeds(seeds)
-        self.sampler = SamplerSettings(check_int("steps", steps, minimum=1), scheduler=scheduler,
-                                       image_size=None if image_size is None else check_int("image_size", image_size,
-                                                                                              minimum=1))
+        image_size = None if image_size is None else check_int("image_size", image_size, minimum=1)
+        self.sampler = SamplerSettings(check_int("steps", steps, minimum=1), scheduler=scheduler, image_size=image_size)
         self.guidance_scale = check_finite("guidance_scale", guidance_scale)
         self.baselines = self._checked_baselines({"gaussian": 1.0} if baselines is None else baselines)
         self.metrics = list(metrics or [])

@@ -37,7 +37,11 @@ class PromptSeedDataset(Dataset):
 
 
 class PromptSeedDataModule(SplitDataModule):
-    """Prompts × seeds, split deterministically into train and validation pairs.
+    """Prompts × seeds, split deterministically into train and validation pairs; test and predict take every pair.
+
+    ``fit`` and ``validate`` use the split; ``test`` and ``predict`` iterate over every (prompt, seed) pair in
+    prompt-major order (an evaluation or a generation of the whole prompt list, e.g. through
+    :class:`goldennoise.lit.NoiseMethodHarness`).
 
     Args:
         prompts: the prompts, given inline (each with some text).
@@ -77,6 +81,7 @@ class PromptSeedDataModule(SplitDataModule):
         n_val = max(1, round(self.val_fraction * len(dataset))) if self.val_fraction > 0 else 0
         self.val_set = torch.utils.data.Subset(dataset, order[:n_val])
         self.train_set = torch.utils.data.Subset(dataset, order[n_val:])
+        self.test_set = dataset
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(PromptSeedDataset(self.prompts, self.seeds), shuffle=False)

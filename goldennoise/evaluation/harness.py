@@ -51,14 +51,36 @@ def _scores(metrics: Sequence[Metric], images: torch.Tensor, prompts: list[str])
     return scores
 
 
-def run_method(spec: MethodSpec, noise: torch.Tensor, ctx: NoiseContext, meter: CostMeter) -> torch.Tensor:
-    """Images (B, 3, H, W) of one method on one batch, with its method and sampling phases metered."""
+def run_method(spec: MethodSpec, noise: torch.Tensor, ctx: NoiseContext,
+               meter: CostMeter) -> tuple[torch.Tensor, torch.Tensor]:
+    """The method's noise (B, C, h, w) and its images (B, 3, H, W) on one batch, method and sampling metered."""
     ctx = replace(ctx, sampler=replace(ctx.sampler, guidance_scale=spec.guidance_scale), meter=meter)
     with meter.phase("method", len(ctx)):
         out = check_method_output(spec.name, noise, spec.method(noise, ctx))
     with meter.phase("sampling", len(ctx)), torch.no_grad():
         images = ctx.offered_images(out)
-        return images if images is not None else ctx.sample(out.detach())
+        return out, (images if images is not None else ctx.sample(out.detach()))
+
+
+def initial_noise(backbone: Backbone, prompts: Sequence[str], seeds: Sequence[int],
+                  sampler: SamplerSettings) -> tuple[NoiseContext, torch.Tensor]:
+    """The context of a batch and the Gaussian noise (B, C, h, w) of its seeds, on the backbone's device."""
+    ctx = NoiseContext.build(backbone, prompts, seeds, sampler)
+    return ctx, noise_for_seeds(list(seeds), ctx.latent_shape(), device=backbone.device)
+
+
+def generate_batch(backbone: Backbone, prompts: Sequence[str], seeds: Sequence[int], spec: MethodSpec,
+                   sampler: SamplerSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
+    """One method's noise and images for B prompts and seeds, as in an evaluation but without metrics.
+
+    Returns:
+        ``(noise, method_noise, images, cost)``: the seeds' Gaussian noise and the method's noise (B, C, h, w),
+        the images (B, 3, H, W) in [0, 1], and the per-image cost.
+    """
+    ctx, noise = initial_noise(backbone, prompts, seeds, sampler)
+    with CostMeter(backbone.unet) as meter:
+        method_noise, images = run_method(spec, noise, ctx, meter)
+    return noise, method_noise, images, meter.per_image()
 
 
 def evaluate_batch(backbone: Backbone, items: Sequence[Item], methods: Sequence[MethodSpec],
@@ -77,12 +99,11 @@ def evaluate_batch(backbone: Backbone, items: Sequence[Item], methods: Sequence[
         ``scores`` and per-image ``cost``), and each method's images (B, 3, H, W) in [0, 1] on the CPU.
     """
     prompt_ids, prompts, seeds = (list(column) for column in zip(*items, strict=True))
-    ctx = NoiseContext.build(backbone, prompts, seeds, sampler)
-    noise = noise_for_seeds(seeds, ctx.latent_shape(), device=backbone.device)  # (B, C, h, w)
+    ctx, noise = initial_noise(backbone, prompts, seeds, sampler)  # noise (B, C, h, w)
     records, images = [], {}
     for spec in methods:
         with CostMeter(backbone.unet) as meter:
-            method_images = run_method(spec, noise, ctx, meter)
+            _, method_images = run_method(spec, noise, ctx, meter)
         scores = _scores(metrics, method_images, prompts)
         cost = meter.per_image()
         images[spec.name] = method_images.cpu()

@@ -30,7 +30,7 @@ from goldennoise.noise.npnet_checkpoint import (
     read_npnet_state,
     save_npnet_state,
 )
-from goldennoise.noise.plugin import NPNetNoise, NPNetPlugin, encode_for_npnet
+from goldennoise.noise.plugin import NPNetNetworkNoise, NPNetNoise, NPNetPlugin, encode_for_npnet
 from goldennoise.noise.redenoise import Redenoise
 from goldennoise.noise.selection import BestOfN
 
@@ -39,6 +39,7 @@ __all__ = [
     "BestOfN",
     "Compose",
     "Gaussian",
+    "NPNetNetworkNoise",
     "NPNetNoise",
     "NoiseContext",
     "Redenoise",

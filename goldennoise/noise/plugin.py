@@ -105,23 +105,20 @@ class NPNetPlugin(nn.Module):
         return generate(pipeline, prompts, self.for_pipeline(pipeline, prompts, noise), **kwargs)
 
 
-class NPNetNoise(NoiseMethod):
-    """NPNet as a noise method: golden noise from the noise and each sample's own prompt embedding (npnet.md §5).
+class NPNetNetworkNoise(NoiseMethod):
+    """NPNet as a noise method around a network in memory, e.g. the live network of a training module.
+
+    The network is shared, not copied: a LightningModule's :meth:`noise_method` returns one around its ``self.net``,
+    so an evaluation during training sees the current weights. :class:`NPNetPlugin` puts the network in eval mode.
 
     Args:
-        checkpoint: NPNet weights: a file :func:`~goldennoise.noise.load_npnet` reads (official ``.pth``,
-            safetensors, Lightning ``.ckpt``) or a shipped name such as ``"shapes"``.
-        preset: network dimensions by :data:`~goldennoise.noise.PRESETS` name; ``None`` infers them from the file.
+        net: the NPNet; put it on the device it should run on.
         resize: policy for latents of another size than the network's (see :class:`NPNetPlugin`).
     """
 
-    def __init__(self, checkpoint: str = "shapes", preset: str | None = None, resize: ResizePolicy = "error") -> None:
+    def __init__(self, net: NPNet, resize: ResizePolicy = "error") -> None:
         super().__init__()
-        if preset is not None and preset not in PRESETS:
-            raise ValueError(f"Unknown NPNet preset {preset!r}; choose one of {sorted(PRESETS)}.")
-        config = PRESETS[preset] if preset is not None else None
-        self.checkpoint, self.preset = checkpoint, preset
-        self.plugin = NPNetPlugin(load_npnet(checkpoint, config=config), resize)
+        self.plugin = NPNetPlugin(net, resize)
 
     def describe(self) -> dict[str, Any]:
         """The settings and a digest of the weights (the same path may hold other weights later)."""
@@ -133,3 +130,21 @@ class NPNetNoise(NoiseMethod):
 
     def forward(self, noise: torch.Tensor, ctx: NoiseContext) -> torch.Tensor:
         return self.plugin(noise, ctx.cond.embeds)  # (B, C, h, w); positive per-token embeddings, as trained
+
+
+class NPNetNoise(NPNetNetworkNoise):
+    """NPNet as a noise method: golden noise from the noise and each sample's own prompt embedding (docs/npnet.md §5).
+
+    Args:
+        checkpoint: NPNet weights: a file :func:`~goldennoise.noise.load_npnet` reads (official ``.pth``,
+            safetensors, Lightning ``.ckpt``) or a shipped name such as ``"shapes"``.
+        preset: network dimensions by :data:`~goldennoise.noise.PRESETS` name; ``None`` infers them from the file.
+        resize: policy for latents of another size than the network's (see :class:`NPNetPlugin`).
+    """
+
+    def __init__(self, checkpoint: str = "shapes", preset: str | None = None, resize: ResizePolicy = "error") -> None:
+        if preset is not None and preset not in PRESETS:
+            raise ValueError(f"Unknown NPNet preset {preset!r}; choose one of {sorted(PRESETS)}.")
+        config = PRESETS[preset] if preset is not None else None
+        super().__init__(load_npnet(checkpoint, config=config), resize)
+        self.checkpoint, self.preset = checkpoint, preset

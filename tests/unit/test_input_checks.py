@@ -141,7 +141,7 @@ def no_backbone_loading(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a backbone was loaded before the settings were checked")
 
-    for module in ("goldennoise.lit.frozen", "goldennoise.lit.npnet"):
+    for module in ("goldennoise.lit.frozen", "goldennoise.lit.harness"):
         monkeypatch.setattr(importlib.import_module(module), "load_backbone", refuse)
 
 
@@ -171,19 +171,23 @@ def test_prompt_seed_datamodule_refuses_bad_settings(settings, message):
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    ({"generation_prompts": ["a cat", ""]}, r"generation_prompts\[1\] is ''"),
-    ({"generation_prompts": ["a", "b"], "generation_seeds": [0]}, "1 generation_seeds for 2 generation_prompts"),
-    ({"generation_prompts": ["a"], "generation_seeds": [2**64]}, "seed must be between 0 and"),
-    ({"generation_steps": 0}, "generation_steps must be at least 1, got 0"),
-    ({"generation_every_n_epochs": -1}, "generation_every_n_epochs must be at least 0"),
+    ({"prompts": ["a cat", ""]}, r"prompts\[1\] is ''"),
+    ({"prompts": ["a cat"], "prompt_source": "shapes:test:4"}, "prompts or a prompt_source, not both"),
+    ({"seeds": [2**64]}, "seed must be between 0 and"),
+    ({"steps": 0}, "steps must be at least 1, got 0"),
+    ({"scheduler": "heun"}, "Unknown scheduler 'heun'"),
+    ({"every_n_epochs": -1}, "every_n_epochs must be at least 0"),
     ({"guidance_scale": math.inf}, "guidance_scale must be finite"),
+    ({"baselines": {}}, "baselines needs at least one Gaussian baseline"),
+    ({"baselines": {"cfg/3": 3.0}}, r"Baseline names may hold .* \['cfg/3'\]"),
+    ({"baselines": {"gaussian": math.nan}}, r"baselines\['gaussian'\] must be finite"),
+    ({"image_size": 0}, "image_size must be at least 1, got 0"),
 ])
-def test_npnet_module_refuses_bad_generation_settings_before_loading_the_backbone(no_backbone_loading, settings,
-                                                                                  message):
-    from goldennoise.lit import NPNetModule
+def test_harness_refuses_bad_settings_before_loading_the_backbone(no_backbone_loading, settings, message):
+    from goldennoise.lit import NoiseMethodHarness
 
     with pytest.raises(ValueError, match=message):
-        NPNetModule(net={"text_dim": 64, "text_len": 16, "latent_size": 8}, backbone="tiny-sd", **settings)
+        NoiseMethodHarness(backbone="tiny-sd", **settings)
 
 
 @pytest.mark.parametrize("num_steps", [0, 1, -3])

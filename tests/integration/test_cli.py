@@ -142,7 +142,7 @@ def test_a_later_metrics_list_replaces_the_earlier_one(tmp_path, capsys):
 @pytest.mark.parametrize(("args", "message"), [
     (["--model.init_args.lr=abc"], 'error: Parser key "model": '),
     (["--model.init_args.backbone_dtype=float17"], "error: Unknown dtype 'float17'"),
-    (["--data.init_args.seeds=5-1"], "error: The seed specification '5-1' names no seeds."),
+    (["--data.init_args.seeds=5-1"], "error: Seed range '5-1' in '5-1' runs backwards"),
 ])
 def test_user_errors_are_one_line_and_exit_2(capsys, args, message):
     with pytest.raises(SystemExit) as info:

@@ -121,10 +121,9 @@ class EvaluationJob:
         rows = flat_rows(records)
         names = [m.name for m in c.methods]
         summaries = summarize(rows, names, c.baseline_name, c.bootstrap_resamples)
-        artifacts = [self._write_table(output_dir, rows)]
+        self._write_table(output_dir, rows)
         grid = self._write_grid(output_dir, records, images)
-        if grid is not None:
-            artifacts.append(grid)
+        artifacts = [] if grid is None else [grid]  # each run gets its own rows as samples.parquet
         score = primary_key(c.metrics[0])
         table = format_table(summaries, c.baseline_name, score)
         summary = {"evaluation_id": self._digest, "name": c.name, "items": len(records) // len(names),

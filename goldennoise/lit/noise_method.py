@@ -50,6 +50,6 @@ class NoiseMethodModule(L.LightningModule):
         from goldennoise.lit.harness import NoiseMethodHarness
 
         if not any(isinstance(callback, NoiseMethodHarness) for callback in self.trainer.callbacks):
-            raise RuntimeError(f"'{stage}' of {type(self).__name__} runs through the evaluation harness: add "
+            raise ValueError(f"'{stage}' of {type(self).__name__} runs through the evaluation harness: add "
                                "goldennoise.lit.NoiseMethodHarness (backbone, metrics, sampler settings) to "
                                "trainer.callbacks.")

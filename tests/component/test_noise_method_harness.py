@@ -100,12 +100,14 @@ def test_predict_writes_images_and_noises(tmp_path, shapes, capsys):
         torch.testing.assert_close(tensors["method_noise"], cli.model.noise_method()(noise, ctx)[0])
 
 
-def test_predict_without_a_folder_and_test_without_the_harness_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="NoiseMethodHarness needs predict_dir"):
-        main(["predict", "--config", _config(tmp_path, {"predict_dir": None})])
+def test_predict_without_a_folder_and_test_without_the_harness_are_refused(tmp_path, capsys):
+    for command, overrides, message in (("predict", {"predict_dir": None}, "NoiseMethodHarness needs predict_dir"),
+                                        ("test", None, "add goldennoise.lit.NoiseMethodHarness")):
+        extra = ["--trainer.callbacks=[]"] if command == "test" else []
+        with pytest.raises(SystemExit) as info:  # a user error: one line, exit code 2
+            main([command, "--config", _config(tmp_path, overrides or {}), *extra])
+        assert info.value.code == 2 and message in capsys.readouterr().err
     assert not list(tmp_path.glob("predictions"))
-    with pytest.raises(RuntimeError, match="add goldennoise.lit.NoiseMethodHarness"):
-        main(["test", "--config", _config(tmp_path), "--trainer.callbacks=[]"])
 
 
 class StepDownhill(NoiseMethod):

@@ -126,17 +126,18 @@ def test_a_later_config_or_flag_replaces_the_callbacks_list(tmp_path, capsys):
     assert [c["init_args"]["save_top_k"] for c in appended["trainer"]["callbacks"]] == [-1, 1]  # += appends
 
 
-def test_a_later_metrics_list_replaces_the_earlier_one(tmp_path, capsys):
-    overlay = tmp_path / "metrics.yaml"
-    overlay.write_text("model:\n  init_args:\n    metrics:\n      - class_path: goldennoise.metrics.ShapesAlignment\n"
-                       "        init_args: {settings: {min_value: 0.5}}\n")
-    tuned = printed_config(capsys, "--config", NPNET_SHAPES, "--config", str(overlay))
-    assert tuned["model"]["init_args"]["metrics"][0]["init_args"]["settings"]["min_value"] == 0.5
+def test_a_later_metrics_list_replaces_the_earlier_one(capsys):
+    """The harness callback (the last of shapes.yaml's callbacks) gets a tuned metrics list, then the default one."""
+    tuned = ('--trainer.callbacks.init_args.metrics=[{"class_path": "goldennoise.metrics.ShapesAlignment", '
+             '"init_args": {"settings": {"min_value": 0.5}}}]')
+    harness = printed_config(capsys, "--config", NPNET_SHAPES, tuned)["trainer"]["callbacks"][-1]
+    assert harness["init_args"]["metrics"][0]["init_args"]["settings"]["min_value"] == 0.5
     flag = '[{"class_path": "goldennoise.metrics.ShapesAlignment"}]'  # what shapes.yaml says: default settings
-    reset = printed_config(capsys, "--config", NPNET_SHAPES, "--config", str(overlay),
-                           f"--model.init_args.metrics={flag}")["model"]["init_args"]["metrics"]
-    assert reset == printed_config(capsys, "--config", NPNET_SHAPES)["model"]["init_args"]["metrics"]
-    assert reset[0]["init_args"]["settings"] is None
+    reset = printed_config(capsys, "--config", NPNET_SHAPES, tuned,
+                           f"--trainer.callbacks.init_args.metrics={flag}")["trainer"]["callbacks"][-1]
+    original = printed_config(capsys, "--config", NPNET_SHAPES)["trainer"]["callbacks"][-1]
+    assert reset["init_args"]["metrics"] == original["init_args"]["metrics"]
+    assert reset["init_args"]["metrics"][0]["init_args"]["settings"] is None
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -180,7 +181,7 @@ def test_help_lists_every_subcommand(capsys):
         main(["--help"])
     assert info.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "{fit,validate,test,predict,collect}" in out
+    assert "{fit,validate,test,predict,collect,evaluate}" in out
     assert "collect Collect a noise prompt dataset (NPD)" in out
 
 

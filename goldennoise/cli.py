@@ -30,6 +30,8 @@ from lightning.pytorch.loggers import MLFlowLogger
 
 from goldennoise.config_parser import ConfigParser
 from goldennoise.errors import MissingWeightsError
+from goldennoise.mlflow_ui import mark_experiment
+from goldennoise.sweep.result import write_result
 from goldennoise.tensor_files import naming_checkpoint
 
 TRAINER_DEFAULTS = {
@@ -98,10 +100,19 @@ def _evaluate(argv: list[str]) -> object:
     return evaluate_command(argv)
 
 
+def _sweep(argv: list[str]) -> object:
+    """``sweep``: a base config run at many points (imported on use)."""
+    from goldennoise.sweep.cli import sweep_command
+
+    return sweep_command(argv)
+
+
 COMMANDS: dict[str, Command] = {
     "collect": Command("Collect a noise prompt dataset (NPD) by NPNet's re-denoise sampling.", _collect),
     "evaluate": Command("Compare noise methods on the same prompts and seeds, with costs and CIs, into MLflow.",
                         _evaluate),
+    "sweep": Command("Run a fit, collect or evaluate config at every point of a grid or list of overrides (Optuna "
+                     "schedules them; one MLflow parent run, a child run per point).", _sweep),
 }
 """Non-trainer subcommands by name."""
 
@@ -116,6 +127,7 @@ class MLflowSaveConfigCallback(SaveConfigCallback):
         text = self.parser.dump(self.config, skip_none=False)
         for logger in trainer.loggers:
             if isinstance(logger, MLFlowLogger):
+                mark_experiment(logger.experiment, logger.experiment_id)
                 logger.experiment.log_text(logger.run_id, text, "config.yaml")
                 logger.log_hyperparams({"config": yaml.safe_load(text)})
 
@@ -225,8 +237,11 @@ def main(args: list[str] | None = None) -> object:
     try:
         with quiet_lightning():
             if argv and argv[0] in COMMANDS:
-                return COMMANDS[argv[0]].run(argv[1:])
-            return GoldenNoiseCLI(args=argv)
+                result = COMMANDS[argv[0]].run(argv[1:])
+            else:
+                result = GoldenNoiseCLI(args=argv)
+        write_result(result)  # for a sweep point: its metrics where the sweep asks (nothing otherwise)
+        return result
     except Exception as err:
         message = None if debug else user_error(err)
         if message is None:

@@ -175,8 +175,11 @@ def log_to_mlflow(config: CollectConfig, summary: dict) -> None:
     """Log the settings as params and the numeric summary as metrics of one MLflow run."""
     import mlflow
 
+    from goldennoise.mlflow_ui import mark_experiment
+
     mlflow.set_tracking_uri(config.mlflow_tracking_uri)
-    mlflow.set_experiment(config.mlflow_experiment)
+    experiment = mlflow.set_experiment(config.mlflow_experiment)
+    mark_experiment(mlflow.MlflowClient(config.mlflow_tracking_uri), experiment.experiment_id)
     with mlflow.start_run(run_name=f"collect-{Path(config.output_dir).name}"):
         mlflow.log_params({k: str(v)[:500] for k, v in asdict(config).items()})
         mlflow.log_metrics({k.replace("/", "."): float(v) for k, v in summary.items()

@@ -78,9 +78,10 @@ def log_evaluation(tracking_uri: str, experiment: str, evaluation_id: str, summa
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
 
+    from goldennoise.mlflow_ui import experiment_id as find_experiment
+
     client = MlflowClient(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    experiment_id = find_experiment(client, experiment)
     runs = {}
     for summary in summaries:
         method = summary["method"]

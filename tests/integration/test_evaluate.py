@@ -4,12 +4,9 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -72,54 +69,11 @@ def test_killed_evaluation_resumes_to_the_uninterrupted_table(tmp_path, referenc
     assert costs == {("gaussian", 2.0), ("cfg3", 4.0)}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def mlflow_server(tmp_path):
-    port = _free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-                               f"sqlite:///{tmp_path / 'mlflow.db'}", "--artifacts-destination",
-                               str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-                               "--workers", "1"], cwd=tmp_path, env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the MLflow server did not start within 120 s")
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-
-
-def _get(url: str, endpoint: str, **query) -> bytes:
-    return urllib.request.urlopen(f"{url}{endpoint}?{urllib.parse.urlencode(query)}", timeout=30).read()
-
-
-def _post(url: str, endpoint: str, body: dict) -> dict:
-    request = urllib.request.Request(f"{url}{endpoint}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    return json.loads(urllib.request.urlopen(request, timeout=30).read())
-
-
 def test_an_evaluation_logs_one_run_per_method_to_a_real_mlflow_server(tmp_path, mlflow_server):
-    main(["evaluate", "--config", str(write_config(tmp_path, mlflow_tracking_uri=mlflow_server))])
-    experiment = json.loads(_get(mlflow_server, "/api/2.0/mlflow/experiments/get-by-name",
-                                 experiment_name="two-methods"))["experiment"]
-    runs = _post(mlflow_server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]})
-    runs = {r["info"]["run_name"]: r for r in runs["runs"]}
+    main(["evaluate", "--config", str(write_config(tmp_path, mlflow_tracking_uri=mlflow_server.url))])
+    experiment = mlflow_server.experiment("two-methods")
+    assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
+    runs = {r["info"]["run_name"]: r for r in mlflow_server.runs(experiment["experiment_id"])}
     assert set(runs) == {"gaussian", "cfg3"}
     for name, run in runs.items():
         metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
@@ -128,8 +82,8 @@ def test_an_evaluation_logs_one_run_per_method_to_a_real_mlflow_server(tmp_path,
         assert metrics["cost/sampling/evaluations"] == (2.0 if name == "gaussian" else 4.0)
         assert 0 <= metrics["shapes_alignment/alignment/mean"] <= 1
         assert ("shapes_alignment/alignment/delta" in metrics) == (name == "cfg3")
-        files = json.loads(_get(mlflow_server, "/api/2.0/mlflow/artifacts/list", run_id=run["info"]["run_id"]))
+        files = json.loads(mlflow_server.get("/api/2.0/mlflow/artifacts/list", run_id=run["info"]["run_id"]))
         assert {"samples.parquet", "grid.png", "manifest.json"} <= {f["path"] for f in files["files"]}
-        data = _get(mlflow_server, "/get-artifact", path="samples.parquet", run_uuid=run["info"]["run_id"])
+        data = mlflow_server.get("/get-artifact", path="samples.parquet", run_uuid=run["info"]["run_id"])
         rows = pq.read_table(io.BytesIO(data)).to_pylist()
         assert len(rows) == NUM_ITEMS and {r["method"] for r in rows} == {name}

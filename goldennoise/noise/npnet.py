@@ -79,6 +79,10 @@ class NPNetConfig:
         svd_hidden: hidden width of ``mlp1`` / ``mlp2`` (64 officially).
         svd_mlp4_hidden: hidden width of ``mlp4`` (1024 officially).
         swin: the residual branch's Swin Transformer.
+        svd_branch: use the SVD branch; ``False`` passes the noise through in its place (``SVD(x)`` → ``x``), the
+            paper's "without singular value prediction" ablation (arXiv 2411.09502).
+        residual_branch: use the residual branch; ``False`` drops ``β·Swin(x + e)``, the paper's "without residual
+            prediction" ablation.
     """
 
     text_dim: int = 2048
@@ -90,6 +94,8 @@ class NPNetConfig:
     svd_hidden: int = 64
     svd_mlp4_hidden: int = 1024
     swin: SwinConfig = field(default_factory=SwinConfig)
+    svd_branch: bool = True
+    residual_branch: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.swin, dict):
@@ -282,6 +288,12 @@ class NPNet(nn.Module):
         # optimiser leaves them as loaded, as the official training does (their gradients are None there)
         self.unet_svd.bn.requires_grad_(False)
         self.unet_embedding.swin.head.requires_grad_(False)
+        # an ablated branch keeps its weights (checkpoints load alike) but is frozen: it is never called
+        if not cfg.svd_branch:
+            self.unet_svd.requires_grad_(False)
+        if not cfg.residual_branch:
+            self.unet_embedding.requires_grad_(False)
+            self.beta.requires_grad_(False)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: object) -> NPNet:
@@ -308,11 +320,16 @@ class NPNet(nn.Module):
             raise ValueError(f"{prompt_embeds.shape[0]} prompt embeddings for {noise.shape[0]} noises.")
 
     def branches(self, noise: torch.Tensor, prompt_embeds: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The three branch outputs ``svd``, ``text`` (e) and ``residual``, each (B, C, S, S)."""
+        """The three branch outputs ``svd``, ``text`` (e) and ``residual``, each (B, C, S, S).
+
+        An ablated branch (:class:`NPNetConfig`) gives the noise itself (``svd``) or zeros (``residual``).
+        """
         self.check_inputs(noise, prompt_embeds)
         x = noise.float()
         e = self.text_embedding(x, prompt_embeds)  # (B, C, S, S)
-        return {"svd": self.unet_svd(x), "text": e, "residual": self.unet_embedding(x + e)}
+        svd = self.unet_svd(x) if self.config.svd_branch else x
+        residual = self.unet_embedding(x + e) if self.config.residual_branch else torch.zeros_like(x)
+        return {"svd": svd, "text": e, "residual": residual}
 
     def forward(self, noise: torch.Tensor, prompt_embeds: torch.Tensor) -> torch.Tensor:
         """Golden noise (B, C, S, S) float32 from noise (B, C, S, S) and token embeddings (B or 1, L, D)."""

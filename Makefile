@@ -45,8 +45,9 @@ test-unpinned:
 lint: $(STAMP)
 	$(BIN)/ruff check goldennoise tests benchmarks
 
-## Compare runs in the MLflow UI at http://127.0.0.1:5055
+## Compare runs in the MLflow UI at http://127.0.0.1:5055 (the "Machine learning" view: runs, not GenAI traces)
 ui: $(STAMP)
+	@echo "MLflow UI: http://127.0.0.1:5055/#/experiments?workflowType=machine_learning"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns.db \
 		--workers 1 --host 127.0.0.1 --port 5055
 

@@ -181,8 +181,9 @@ def test_help_lists_every_subcommand(capsys):
         main(["--help"])
     assert info.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "{fit,validate,test,predict,collect,evaluate}" in out
+    assert "{fit,validate,test,predict,collect,evaluate,sweep}" in out
     assert "collect Collect a noise prompt dataset (NPD)" in out
+    assert "sweep Run a fit, collect or evaluate config at every point" in out
 
 
 def test_fit_help_lists_the_shipped_modules_in_a_fresh_process(tmp_path):

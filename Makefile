@@ -47,7 +47,7 @@ lint: $(STAMP)
 
 ## Compare runs in the MLflow UI at http://127.0.0.1:5055 (the "Machine learning" view: runs, not GenAI traces)
 ui: $(STAMP)
-	@echo "MLflow UI: http://127.0.0.1:5055/#/experiments?workflowType=machine_learning"
+	@$(BIN)/python -m goldennoise.mlflow_ui sqlite:///mlruns.db http://127.0.0.1:5055 2>/dev/null
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns.db \
 		--workers 1 --host 127.0.0.1 --port 5055
 

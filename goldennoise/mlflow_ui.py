@@ -9,12 +9,15 @@ and its comparison view. Two things decide which one shows an experiment:
 - from MLflow 3.1x on, the workflow switch at the top of the side bar, remembered by the browser and given in a URL by
   ``workflowType=machine_learning`` (:data:`ML_WORKFLOW_QUERY`): the links built here carry it.
 
-Every experiment goldennoise writes to goes through :func:`experiment_id` or :func:`mark_experiment`.
+Every experiment goldennoise writes to goes through :func:`experiment_id` or :func:`mark_experiment`. The UI's own
+links (from the experiment list) drop the query, so ``python -m goldennoise.mlflow_ui`` (run by ``make ui``) prints
+each experiment's runs link.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,3 +63,23 @@ def compare_url(server: str, run_ids: Sequence[str], experiment_ids: Sequence[st
     """The UI's run-comparison page of ``run_ids`` (parameters, metrics and plots side by side)."""
     query = f"runs={json.dumps(list(run_ids))}&experiments={json.dumps(list(experiment_ids))}"
     return f"{server.rstrip('/')}/#/compare-runs?{query}&{ML_WORKFLOW_QUERY}"
+
+
+def experiment_links(tracking_uri: str, server: str) -> list[str]:
+    """One line per experiment of the store: its name and its runs link on ``server``."""
+    from mlflow import MlflowClient
+
+    experiments = MlflowClient(tracking_uri).search_experiments()
+    return [f"  {e.name}: {runs_url(server, e.experiment_id)}" for e in experiments if e.name != "Default"]
+
+
+def main(argv: list[str]) -> None:
+    """``python -m goldennoise.mlflow_ui [tracking_uri] [server]``: print the UI links of every experiment."""
+    tracking_uri = argv[0] if argv else "sqlite:///mlruns.db"
+    server = argv[1] if len(argv) > 1 else "http://127.0.0.1:5055"
+    print(f"MLflow UI at {server}; each experiment's runs (the Machine-learning view):")
+    print("\n".join(experiment_links(tracking_uri, server)) or "  (no experiment yet)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -7,8 +7,10 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, StableDiffusionPAGPipeline
 
+from goldennoise.collection import teacher as teacher_module
 from goldennoise.collection.config import ScorerSpec
 from goldennoise.collection.guidance import PAGNotSupportedError, perturbed_attention
+from goldennoise.collection.scoring import build_scorers
 from goldennoise.collection.teacher import TeacherJob, collect_teacher, draw_scales
 from goldennoise.collection.teacher_cli import parse_config
 from goldennoise.collection.teacher_config import TeacherConfig
@@ -36,6 +38,21 @@ def records(folder: Path) -> dict[tuple, tuple]:
             out[(record["index"], record["prompt"], record["seed"])] = (tensors["noise"][row],
                                                                         tensors["latent"][row], record)
     return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _built_once(tiny_sd):
+    """Every run of this module gets the session's tiny SD and one tiny HPSv2 (building them is most of a run)."""
+    scorers = {}
+
+    def cached_scorers(specs):
+        key = tuple(s.column for s in specs)
+        return scorers.setdefault(key, build_scorers(specs))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(teacher_module, "load_backbone", lambda name, **kwargs: tiny_sd)
+        patch.setattr(teacher_module, "build_scorers", cached_scorers)
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,7 @@ class ExternalItem:
 
 
 def stable_seed(key: str, prompt: str) -> int:
-    """A seed from the image hash and the prompt: the same item gets the same noise on every machine (< 2^62)."""
+    """A seed from the image hash and the prompt: the same item gets the same noise on every machine (< 2^60)."""
     return int(hashlib.sha256(f"{key}\n{prompt}".encode()).hexdigest()[:15], 16)
 
 
@@ -383,14 +383,13 @@ class TextImagePairDataModule(SplitDataModule):
 
     def prepare_data(self) -> None:
         """Build the missing caches once (one process): text embeddings, and for external images their latents."""
-        prompts = self._prompts()
         name = self._backbone_name()
-        need_text = usable_cache(cache_dir(self._root(), name), prompts) is None
+        need_latents = False
         if self.source != "teacher":
-            items, images = self._external(keep_bytes=True)
+            items, images = self._external(keep_bytes=True)  # indexes the pairs: _prompts() reuses it
             need_latents = usable_cache(self._latent_dir(), [i.key for i in items]) is None
-        else:
-            need_latents = False
+        prompts = self._prompts()
+        need_text = usable_cache(cache_dir(self._root(), name), prompts) is None
         if not (need_text or need_latents):
             return
         from goldennoise.backbones import load_backbone

@@ -160,7 +160,7 @@ def test_bad_settings_are_refused_at_construction(tmp_path, overrides, message):
         config(tmp_path, **overrides)
 
 
-@pytest.mark.parametrize("names", [["shapes"], ["shapes", "shapes_perfect"], ["sd21"]])
+@pytest.mark.parametrize("names", [["shapes"], ["shapes", "shapes_perfect"], ["sd21"], ["sd21", "sd21_768v"]])
 def test_shipped_teacher_configs_parse(names):
     parsed = parse_config([a for n in names for a in ("--config", str(ROOT / "configs" / "teacher" / f"{n}.yaml"))])
     if names[0] == "shapes":
@@ -171,3 +171,4 @@ def test_shipped_teacher_configs_parse(names):
     else:
         assert (parsed.guidance_scale, parsed.pag_scale, parsed.pag_layers, parsed.min_score) == (3.0, 2.0, ["mid"],
                                                                                                   6.0)
+        assert parsed.image_size == (768 if len(names) == 2 else 512) and parsed.scorers[0].metric == "aesthetic"

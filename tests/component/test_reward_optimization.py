@@ -1,0 +1,68 @@
+"""RewardOptimization (ReNO-style) on the embedded shapes backbone: it raises its reward, its cost is the formula."""
+
+import math
+
+import pytest
+import torch
+from scipy.stats import chi
+
+from goldennoise.evaluation.harness import MethodSpec, evaluate_batch, initial_noise
+from goldennoise.metrics import ShapesAlignment, SoftShapesAlignment
+from goldennoise.noise import RewardOptimization, SamplerSettings
+from goldennoise.noise.reward import clip_per_sample, norm_log_likelihood_penalty
+
+ITEMS = [(0, "a blue square left of a green cross", 1), (1, "a cyan cross above a magenta circle", 3)]
+
+
+def test_counted_evaluations_and_backward_passes_equal_the_formula(shapes):
+    steps, iterations = 2, 2
+    methods = [MethodSpec("reno_cfg", RewardOptimization([SoftShapesAlignment()], iterations=iterations), 3.0),
+               MethodSpec("reno_1step", RewardOptimization([SoftShapesAlignment()], iterations=iterations, steps=1),
+                          1.0)]
+    records, _ = evaluate_batch(shapes, ITEMS[:1], methods, [ShapesAlignment()], SamplerSettings(steps=steps))
+    cost = {r["method"]: r["cost"] for r in records}
+    for name, reward_steps, per_step in (("reno_cfg", steps, 2), ("reno_1step", 1, 1)):
+        calls = reward_steps * per_step  # denoiser rows of one differentiated sampling, per image
+        # I samplings forward, I - 1 of them recomputed by checkpointing and differentiated
+        assert cost[name]["method/evaluations"] == (2 * iterations - 1) * calls, name
+        assert cost[name]["method/backward"] == (iterations - 1) * calls, name
+    assert cost["reno_cfg"]["sampling/evaluations"] == 0  # its own sampling's images are handed over
+    assert cost["reno_1step"]["sampling/evaluations"] == steps  # a 1-step reward path: the images are sampled again
+
+
+def test_it_raises_its_reward_under_inference_mode_and_returns_the_best_noise(shapes):
+    ctx, noise = initial_noise(shapes, [p for _, p, _ in ITEMS], [s for *_, s in ITEMS], SamplerSettings(steps=4))
+    method = RewardOptimization([SoftShapesAlignment()], iterations=3)
+    with torch.inference_mode():  # as in a Lightning test loop: the method steps out of it
+        out = method(noise, ctx)
+    trace = method.reward_trace  # (iterations, B)
+    assert trace.shape == (3, 2)
+    assert trace.max(dim=0).values.mean() > trace[0].mean() + 0.05  # measured +0.26
+    with torch.no_grad():
+        final = method.reward(ctx.sample(out), ctx.prompts)
+    torch.testing.assert_close(final.cpu(), trace.max(dim=0).values, atol=1e-5, rtol=0)
+    assert not out.requires_grad and out.shape == noise.shape
+
+
+def test_a_reward_without_a_differentiable_path_is_refused_before_any_sampling():
+    with pytest.raises(ValueError, match="'shapes_alignment'.*no differentiable score"):
+        RewardOptimization([SoftShapesAlignment(), ShapesAlignment()])
+    with pytest.raises(ValueError, match="2 rewards but 1 weights"):
+        RewardOptimization([SoftShapesAlignment(), SoftShapesAlignment()], weights=[1.0])
+
+
+def test_the_regulariser_is_minus_the_chi_log_density_of_the_norm():
+    d = 4 * 8 * 8
+    radii = torch.tensor([10.0, math.sqrt(d - 1), 20.0])
+    noise = torch.zeros(3, 4, 8, 8)
+    noise[:, 0, 0, 0] = radii
+    penalty = norm_log_likelihood_penalty(noise)
+    expected = -torch.tensor(chi.logpdf(radii.numpy(), d), dtype=torch.float32)
+    torch.testing.assert_close(penalty - penalty[1], expected - expected[1], rtol=1e-5, atol=1e-3)
+    assert penalty.argmin() == 1  # least at ‖ε‖ = √(d − 1)
+
+
+def test_each_sample_is_clipped_on_its_own():
+    grad = torch.stack([torch.full((2, 2), 1.0), torch.full((2, 2), 0.01)])  # norms 2 and 0.02
+    clipped = clip_per_sample(grad, 0.1)
+    torch.testing.assert_close(clipped.flatten(1).norm(dim=1), torch.tensor([0.1, 0.02]), rtol=1e-4, atol=0)

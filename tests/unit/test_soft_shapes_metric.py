@@ -1,4 +1,4 @@
-"""The differentiable shapes-alignment surrogate: gradients reach the images, and it ranks images like the exact reader."""
+"""The shapes-alignment surrogate: gradients reach the images; it ranks images as the exact reader does."""
 
 import pytest
 import torch

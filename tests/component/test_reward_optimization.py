@@ -1,4 +1,4 @@
-"""RewardOptimization (ReNO-style) on the embedded shapes backbone: it raises its reward, its cost is the formula."""
+"""RewardOptimization (ReNO-style): it raises its reward (shapes backbone), its cost is the formula (tiny SDXL)."""
 
 import math
 
@@ -8,16 +8,18 @@ from scipy.stats import chi
 
 from goldennoise.evaluation.harness import MethodSpec, evaluate_batch, initial_noise
 from goldennoise.metrics import ShapesAlignment, SoftShapesAlignment
+from goldennoise.metrics.registry import build_metric
 from goldennoise.noise import RewardOptimization, SamplerSettings
 from goldennoise.noise.reward import clip_per_sample, norm_log_likelihood_penalty
 
 ITEMS = [(0, "a blue square left of a green cross", 1), (1, "a cyan cross above a magenta circle", 3)]
 
 
-def test_counted_evaluations_and_backward_passes_equal_the_formula(shapes):
+def test_counted_evaluations_and_backward_passes_equal_the_formula(tiny_sdxl):
     steps, reward_steps, iterations = 2, 1, 2
-    method = RewardOptimization([SoftShapesAlignment()], iterations=iterations, steps=reward_steps)
-    records, _ = evaluate_batch(shapes, ITEMS[:1], [MethodSpec("reno", method, 3.0)], [ShapesAlignment()],
+    rewards = [build_metric("clip_score", model="tiny"), build_metric("hpsv2", model="tiny")]  # scorer networks
+    method = RewardOptimization(rewards, weights=[1.0, 5.0], iterations=iterations, steps=reward_steps)
+    records, _ = evaluate_batch(tiny_sdxl, [(0, "a fox", 0)], [MethodSpec("reno", method, 3.0)], rewards[:1],
                                 SamplerSettings(steps=steps))
     cost, calls = records[0]["cost"], reward_steps * 2  # guided: 2 denoiser rows per step and image
     # I samplings forward, I - 1 of them recomputed by checkpointing and differentiated

@@ -153,8 +153,7 @@ class RewardOptimization(NoiseMethod):
         best_noise, best_images, trace = x.detach().clone(), None, []
         for i in range(self.iterations):
             differentiate = i < self.iterations - 1
-            # Checkpoints recompute whole denoiser calls (no early stop), so the cost meter counts every recompute.
-            with torch.set_grad_enabled(differentiate), torch.utils.checkpoint.set_checkpoint_early_stop(False):
+            with torch.set_grad_enabled(differentiate):  # the sampler's checkpoints recompute whole, counted calls
                 images = backbone.decode(sample_ddim(denoiser, x, schedule, checkpoint=self.checkpoint)).float()
                 reward = self.reward(images, ctx.prompts)  # (B,)
             trace.append(reward.detach())

@@ -12,7 +12,10 @@ import torch
 
 from goldennoise.backbones.base import Backbone, PromptEmbeds
 from goldennoise.checks import check_int, check_tensor
-from goldennoise.sampling import sample_ddim
+from goldennoise.sampling import sample
+
+OWN_LOOP = ("ddim", "flow_euler")
+"""Scheduler names that select goldennoise's own loop in :func:`sample_images`."""
 
 MAX_UNIT_NOISE_STD = 3.0
 """Noise with a larger standard deviation was almost surely pre-scaled by ``init_noise_sigma``: refuse it."""
@@ -67,13 +70,15 @@ def sample_images(
 ) -> torch.Tensor:
     """Images (B, 3, H, W) in [0, 1] from unit-variance ``noise`` (B, C, h, w): the one sampler evaluations use.
 
-    ``scheduler="ddim"`` runs goldennoise's DDIM loop on the given embeddings (no prompt is re-encoded); any other
-    scheduler runs the backbone's diffusers pipeline on ``prompts`` (:func:`generate`).
+    ``scheduler="ddim"`` or ``"flow_euler"`` runs goldennoise's own deterministic loop on the given embeddings (no
+    prompt is re-encoded) and the backbone's grid: DDIM on DDPM backbones, flow Euler on flow backbones (the same
+    first-order step after reparametrisation, docs/backbones.md). Any other scheduler runs the backbone's diffusers
+    pipeline on ``prompts`` (:func:`generate`; DDPM backbones only).
     """
-    if scheduler != "ddim":
+    if scheduler not in OWN_LOOP:
         pipeline = backbone.pipeline(scheduler)
         pipeline.set_progress_bar_config(disable=True)
         return generate(pipeline, prompts, noise, num_inference_steps=num_steps, guidance_scale=guidance_scale).float()
-    latents = sample_ddim(backbone.denoiser(cond, uncond, guidance_scale), noise.to(backbone.device, torch.float32),
-                          backbone.ddim_schedule(num_steps))
+    latents = sample(backbone.denoiser(cond, uncond, guidance_scale), noise.to(backbone.device, torch.float32),
+                     backbone.schedule(num_steps, tuple(noise.shape[-2:])))
     return backbone.decode(latents).float()

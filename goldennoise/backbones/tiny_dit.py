@@ -122,7 +122,7 @@ def tiny_flux_pipeline(variant: str = "dev", seed: int = 0, num_merges: int = 20
                         text_encoder_2=text_encoder_2, tokenizer_2=t5, transformer=transformer)
 
 
-def tiny_hunyuan_dit_pipeline(seed: int = 0, text_dim: int = 32) -> HunyuanDiTPipeline:
+def tiny_hunyuan_dit_pipeline(seed: int = 0, text_dim: int = 1024) -> HunyuanDiTPipeline:
     """A tiny Hunyuan-DiT pipeline: BERT (width ``text_dim``; the real one 1024) + mT5, size-conditioned DiT.
 
     ``text_dim=1024`` gives the real first-encoder width, the one NPNet's official DiT checkpoint reads.
@@ -156,6 +156,6 @@ def tiny_flux(variant: str = "dev", seed: int = 0) -> FluxBackbone:
                                       native_size=64)
 
 
-def tiny_hunyuan_dit(seed: int = 0, text_dim: int = 32) -> HunyuanDiTBackbone:
+def tiny_hunyuan_dit(seed: int = 0, text_dim: int = 1024) -> HunyuanDiTBackbone:
     """The tiny Hunyuan-DiT pipeline of :func:`tiny_hunyuan_dit_pipeline` as a backbone."""
     return HunyuanDiTBackbone.from_pipeline(tiny_hunyuan_dit_pipeline(seed, text_dim))

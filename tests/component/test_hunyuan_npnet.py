@@ -1,8 +1,9 @@
-"""NPNet's official-format DiT checkpoint (77 × 1024 text, 4 × 128 × 128 noise) in front of a tiny Hunyuan-DiT.
+"""NPNet's official DiT network (77 × 1024 text, 4 × 128 × 128 noise) in front of a tiny Hunyuan-DiT.
 
-The network has the real DiT dimensions (29,839,643 parameters, random weights written in the official nested
-``.pth`` layout); the tiny Hunyuan-DiT's first text encoder has the real width 1024 and its latents the real
-128 × 128 size, so the plug-in path is the one a user of the real model takes.
+The network has the real DiT dimensions and key layout (29,839,643 parameters, random weights; loading the official
+``.pth`` layout strictly is tested in tests/unit/test_npnet_checkpoint.py); the tiny Hunyuan-DiT's first text
+encoder has the real width 1024 and its latents the real 128 × 128 size, so the plug-in path is the one a user of
+the real model takes.
 """
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from goldennoise.backbones import HunyuanDiTBackbone
 from goldennoise.backbones.tiny_dit import tiny_hunyuan_dit
-from goldennoise.noise import NPNet, NPNetNoise, export_npnet
+from goldennoise.noise import NPNet, NPNetNetworkNoise
 from goldennoise.noise.base import NoiseContext, SamplerSettings
 from goldennoise.sampling import noise_for_seeds
 
@@ -18,15 +19,14 @@ PROMPTS = ["a red fox in the snow", "一只猫"]
 
 
 @pytest.fixture(scope="module")
-def dit_method(tmp_path_factory):
-    """NPNetNoise loaded from an official-format DiT ``.pth`` whose text branch and residual are switched on."""
+def dit_method():
+    """The DiT NPNet as a noise method, its text branch and residual switched on."""
     torch.manual_seed(0)
     net = NPNet.from_preset("hunyuan_dit")
     with torch.no_grad():
         net.alpha.fill_(2.0)  # 2σ(2) − 1 ≈ 0.76: the prompt-conditioned branch shows in the output
         net.beta.fill_(0.1)
-    path = export_npnet(net, tmp_path_factory.mktemp("npnet") / "dit.pth")
-    return NPNetNoise(checkpoint=str(path))
+    return NPNetNetworkNoise(net)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def golden(method, backbone, prompts, image_size=1024):
     return method(noise_for_seeds([0] * len(prompts), ctx.latent_shape()), ctx)
 
 
-def test_the_dit_checkpoint_plugs_into_hunyuan_dit_with_each_sample_its_own_prompt(dit_method, hunyuan_1024):
+def test_the_dit_npnet_plugs_into_hunyuan_dit_with_each_sample_its_own_prompt(dit_method, hunyuan_1024):
     assert isinstance(hunyuan_1024, HunyuanDiTBackbone)
     assert sum(p.numel() for p in dit_method.plugin.net.parameters()) == 29_839_643
     both = golden(dit_method, hunyuan_1024, PROMPTS)  # same seed, two prompts

@@ -26,6 +26,7 @@ from diffusers import (
     SD3Transformer2DModel,
     StableDiffusion3Pipeline,
 )
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import (
     BertConfig,
     BertModel,
@@ -55,11 +56,24 @@ FLUX_DEV_SCHEDULER = dict(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, 
 
 
 def t5_tokenizer(model_max_length: int = T5_MAX_LENGTH) -> T5TokenizerFast:
-    """A T5 tokenizer over a Unigram vocabulary of characters (``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2), offline."""
+    """A T5 tokenizer over a Unigram vocabulary of characters (``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2), offline.
+
+    Built as a small ``tokenizer.json`` (SentencePiece-style ``▁`` word prefix, ``</s>`` appended), the file format
+    every transformers version reads.
+    """
     symbols = string.ascii_lowercase + string.digits + string.punctuation
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
     vocab += [(c, -3.0) for c in symbols] + [("▁" + c, -2.5) for c in string.ascii_lowercase]
-    return T5TokenizerFast(vocab=vocab, extra_ids=0, model_max_length=model_max_length)
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=2))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                             special_tokens=[("</s>", 1)])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "tokenizer.json")
+        tokenizer.save(str(path))
+        return T5TokenizerFast(tokenizer_file=str(path), model_max_length=model_max_length, extra_ids=0,
+                               pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
 def bert_tokenizer(model_max_length: int = 77) -> BertTokenizer:

@@ -276,8 +276,9 @@ class Backbone(nn.Module):
         out_uncond, out_cond = self._prediction(torch.cat([x, x]), t, uncond.cat(cond)).chunk(2)
         return out_uncond + guidance_scale * (out_cond - out_uncond)
 
-    predict_noise = predict
-    """The DDPM name of :meth:`predict` (ε on DDPM backbones)."""
+    def predict_noise(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The UNet-era name of :meth:`predict` (ε on DDPM backbones, the velocity on flow ones)."""
+        return self.predict(*args, **kwargs)
 
     def _prediction(self, x: torch.Tensor, t: torch.Tensor, embeds: PromptEmbeds) -> torch.Tensor:
         """One network call in the weights' dtype; the result comes back converted, in ``x``'s dtype."""

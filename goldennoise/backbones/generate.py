@@ -32,7 +32,8 @@ def generate(
     """Run ``pipeline`` with ``latents=noise`` and return images (B, 3, H, W) in [0, 1].
 
     Args:
-        pipeline: a diffusers text-to-image pipeline (e.g. from :meth:`Backbone.pipeline`).
+        pipeline: a diffusers text-to-image pipeline (e.g. from :meth:`Backbone.pipeline`) taking unpacked latents:
+            UNet pipelines, SD3, Hunyuan-DiT (FLUX's pipeline takes packed latents: use the backbone instead).
         prompts: B prompts.
         noise: unit-variance initial noise, shape (B, C, h, w); the image size follows from it.
         num_inference_steps: sampler steps.
@@ -44,7 +45,8 @@ def generate(
         ValueError: ``noise`` has the wrong shape for the prompts, holds NaN or infinite values or is pre-scaled, or
             ``num_inference_steps`` < 1.
     """
-    channels, factor = pipeline.unet.config.in_channels, pipeline.vae_scale_factor
+    network = pipeline.unet if hasattr(pipeline, "unet") else pipeline.transformer  # UNet or DiT pipelines
+    channels, factor = network.config.in_channels, pipeline.vae_scale_factor
     check_tensor("noise", noise, shape=(len(prompts), channels, "h", "w"))
     check_int("num_inference_steps", num_inference_steps, minimum=1)
     std = noise.float().std().item()
@@ -52,7 +54,7 @@ def generate(
         raise ValueError(
             f"noise has std {std:.2f}; pass unit-variance noise, the pipeline scales it by init_noise_sigma.")
     height, width = noise.shape[2] * factor, noise.shape[3] * factor
-    out = pipeline(prompt=list(prompts), latents=noise.to(pipeline.device, pipeline.unet.dtype), height=height,
+    out = pipeline(prompt=list(prompts), latents=noise.to(pipeline.device, network.dtype), height=height,
                    width=width, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                    output_type="pt", **call_kwargs)
     return out.images

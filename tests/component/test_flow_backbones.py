@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from goldennoise.backbones import load_backbone
+from goldennoise.backbones import generate, load_backbone
 from goldennoise.backbones.cost import CostMeter
 from goldennoise.backbones.flux import pack_latents, unpack_latents
 from goldennoise.sampling import invert, noise_for_seeds, sample
@@ -90,6 +90,16 @@ def test_inversion_recovers_the_noise_to_first_order(backbones, name, tolerance)
         errors.append(((recovered - noise).square().mean() / noise.square().mean()).sqrt().item())
     assert errors[0] <= tolerance
     assert errors[1] < 0.65 * errors[0]  # first order: doubling the steps about halves the error
+
+
+def test_the_plug_in_generate_runs_a_transformer_pipeline(backbones):
+    backbone = backbones("tiny-sd3")  # NPNetPlugin.generate's path: latents= into the pipeline, images out
+    noise = noise_for_seeds([0, 1], backbone.latent_shape())
+    pipe = backbone.pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    images = generate(pipe, PROMPTS, noise, num_inference_steps=STEPS, guidance_scale=4.0,
+                      max_sequence_length=backbone.max_sequence_length)
+    torch.testing.assert_close(images, backbone.decode(ours(backbone, noise, 4.0)), atol=1e-4, rtol=0)
 
 
 def test_flux_packing_round_trips_and_keeps_unit_variance():

@@ -41,7 +41,7 @@ SCHEDULERS: dict[str, type[SchedulerMixin]] = {
 
 @dataclass
 class PromptEmbeds:
-    """Text conditioning of a batch, as the UNet takes it.
+    """Text conditioning of a batch, as the denoiser network takes it.
 
     Attributes:
         embeds: token embeddings, shape (B, L, D) (SD3: CLIP ⊕ T5 tokens; FLUX: T5; Hunyuan-DiT: the first encoder).

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from goldennoise.backbones import load_backbone, parse_dtype
-from goldennoise.collection.collect import _rows, encode_unique
+from goldennoise.collection.collect import encode_unique
 from goldennoise.collection.config import build_items
 from goldennoise.collection.guidance import check_pag_layers, guided_denoiser, perturbed_attention
 from goldennoise.collection.scoring import build_scorers
@@ -61,7 +61,7 @@ def teacher_batch(backbone, items: list[Item], config: TeacherConfig, schedule, 
     x = noise.to(backbone.device, torch.float32)  # (B, C, h, w); DDIM arithmetic in fp32
     rows, cond_all, uncond_all = text or encode_unique(backbone, prompts, len(prompts))
     index = torch.tensor([rows[p] for p in prompts], device=cond_all.embeds.device)
-    cond, uncond = _rows(cond_all, index), _rows(uncond_all, index)  # (B, L, D)
+    cond, uncond = cond_all.take(index), uncond_all.take(index)  # (B, L, D)
     cfg = draw_scales(seeds, config.guidance_scale, config.guidance_scale_max, CFG_STREAM)  # (B,)
     pag = draw_scales(seeds, config.pag_scale, config.pag_scale_max, PAG_STREAM) if config.pag_enabled else None
     denoiser = guided_denoiser(backbone, cond, uncond, cfg, pag)

@@ -34,7 +34,7 @@ from goldennoise.data.npd_embeddings import build_embedding_cache, cache_dir, us
 from goldennoise.data.shards import iter_shards, read_manifest
 from goldennoise.data.teacher_store import TEACHER_FORMAT
 from goldennoise.engine import EngineSettings, Item, RunStats, run_job
-from goldennoise.sampling import noise_for_seeds, sample_ddim
+from goldennoise.sampling import noise_for_seeds, sample
 
 CFG_STREAM, PAG_STREAM = 1, 2
 """Generator streams of the per-sample scale draws (the noise itself comes from ``torch`` seeded with the seed)."""
@@ -58,7 +58,7 @@ def teacher_batch(backbone, items: list[Item], config: TeacherConfig, schedule, 
     """
     prompts, seeds = [prompt for _, prompt, _ in items], [seed for _, _, seed in items]
     noise = noise_for_seeds(seeds, latent_shape, dtype=parse_dtype(config.noise_dtype))
-    x = noise.to(backbone.device, torch.float32)  # (B, C, h, w); DDIM arithmetic in fp32
+    x = noise.to(backbone.device, torch.float32)  # (B, C, h, w); sampler arithmetic in fp32
     rows, cond_all, uncond_all = text or encode_unique(backbone, prompts, len(prompts))
     index = torch.tensor([rows[p] for p in prompts], device=cond_all.embeds.device)
     cond, uncond = cond_all.take(index), uncond_all.take(index)  # (B, L, D)
@@ -66,10 +66,10 @@ def teacher_batch(backbone, items: list[Item], config: TeacherConfig, schedule, 
     pag = draw_scales(seeds, config.pag_scale, config.pag_scale_max, PAG_STREAM) if config.pag_enabled else None
     denoiser = guided_denoiser(backbone, cond, uncond, cfg, pag)
     if pag is None:
-        latent = sample_ddim(denoiser, x, schedule)
+        latent = sample(denoiser, x, schedule)
     else:
         with perturbed_attention(backbone.unet, config.pag_layers):
-            latent = sample_ddim(denoiser, x, schedule)
+            latent = sample(denoiser, x, schedule)
     scores = {}
     if scorers:
         images = backbone.decode(latent)  # (B, 3, H, W)
@@ -114,8 +114,8 @@ class TeacherJob:
         if c.pag_enabled:
             check_pag_layers(self.backbone.unet, c.pag_layers)
         self.scorers = build_scorers(c.scorers)
-        self.schedule = self.backbone.ddim_schedule(c.num_steps)
         self.latent_shape = self.backbone.latent_shape(c.image_size, c.image_size)
+        self.schedule = self.backbone.schedule(c.num_steps, self.latent_shape[1:])
 
     def begin_shard(self, items: list[Item]) -> None:
         """Encode the shard's distinct prompts once; reset the shard's dropped count."""

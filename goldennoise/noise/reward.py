@@ -32,9 +32,10 @@ from torch import nn
 from torchmetrics import Metric
 
 from goldennoise.backbones import PromptEmbeds
+from goldennoise.backbones.generate import OWN_LOOP
 from goldennoise.metrics.registry import metric_name
 from goldennoise.noise.base import NoiseContext, NoiseMethod
-from goldennoise.sampling import sample_ddim
+from goldennoise.sampling import sample
 
 Optimizer = Literal["sgd", "adam"]
 
@@ -71,7 +72,7 @@ def clip_per_sample(grad: torch.Tensor, max_norm: float) -> torch.Tensor:
 
 def usable_embeds(embeds: PromptEmbeds) -> PromptEmbeds:
     """Copies of embeddings made under ``torch.inference_mode`` that autograd can save (a no-op copy otherwise)."""
-    return PromptEmbeds(embeds.embeds.clone(), None if embeds.pooled is None else embeds.pooled.clone())
+    return embeds.take(torch.arange(len(embeds), device=embeds.embeds.device))  # indexing copies, extras included
 
 
 class RewardOptimization(NoiseMethod):
@@ -146,7 +147,7 @@ class RewardOptimization(NoiseMethod):
         steps = self.steps or ctx.sampler.steps
         guidance = ctx.sampler.guidance_scale if self.guidance_scale is None else self.guidance_scale
         denoiser = backbone.denoiser(usable_embeds(ctx.cond), usable_embeds(ctx.uncond), guidance)
-        schedule = backbone.ddim_schedule(steps)
+        schedule = backbone.schedule(steps, tuple(noise.shape[-2:]))
         x = noise.detach().to(backbone.device, torch.float32).requires_grad_(True)  # (B, C, h, w)
         optimizer = self._make_optimizer(x)
         best_reward = torch.full((len(x),), -torch.inf, device=x.device)
@@ -154,7 +155,7 @@ class RewardOptimization(NoiseMethod):
         for i in range(self.iterations):
             differentiate = i < self.iterations - 1
             with torch.set_grad_enabled(differentiate):  # the sampler's checkpoints recompute whole, counted calls
-                images = backbone.decode(sample_ddim(denoiser, x, schedule, checkpoint=self.checkpoint)).float()
+                images = backbone.decode(sample(denoiser, x, schedule, checkpoint=self.checkpoint)).float()
                 reward = self.reward(images, ctx.prompts)  # (B,)
             trace.append(reward.detach())
             better = reward.detach() > best_reward  # ties keep the earlier noise, as ReNO's strict "<" on the loss
@@ -165,7 +166,7 @@ class RewardOptimization(NoiseMethod):
             if differentiate:
                 self._step(optimizer, x, reward)
         self.reward_trace = torch.stack(trace).cpu()
-        if steps == ctx.sampler.steps and guidance == ctx.sampler.guidance_scale and ctx.sampler.scheduler == "ddim":
+        if steps == ctx.sampler.steps and guidance == ctx.sampler.guidance_scale and ctx.sampler.scheduler in OWN_LOOP:
             ctx.offer_images(best_noise, best_images)  # the evaluation's own sampling of the returned noise
         return best_noise
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-COMMANDS = ("fit", "validate", "test", "collect", "evaluate")
+COMMANDS = ("fit", "validate", "test", "collect", "collect-teacher", "evaluate")
 """The commands a sweep can run at its points."""
 
 TRAINER_COMMANDS = ("fit", "validate", "test")
@@ -48,7 +48,8 @@ class SweepConfig:
 
     Args:
         name: the sweep's name: its Optuna study, its MLflow parent run and the ``goldennoise.sweep`` tag of its runs.
-        command: the command every point runs (``fit``, ``validate``, ``test``, ``collect`` or ``evaluate``).
+        command: the command every point runs (``fit``, ``validate``, ``test``, ``collect``, ``collect-teacher`` or
+            ``evaluate``).
         base: the config files of every point, composed left to right.
         overrides: overrides of every point (a point's own overrides win over these).
         points: the points, each with a name and its overrides (run first, in order).

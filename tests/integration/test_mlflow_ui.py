@@ -19,6 +19,7 @@ def render(url: str, tmp_path) -> str:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
 
 
+@pytest.mark.slow  # a server and a browser: about half a minute
 @pytest.mark.skipif(BROWSER is None, reason="no chromium installed (apt-get install chromium)")
 def test_the_comparison_page_shows_the_runs_and_their_metric(mlflow_server, tmp_path):
     from mlflow import MlflowClient

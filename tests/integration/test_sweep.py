@@ -54,6 +54,7 @@ def kill_during_last_point(config, folder):
     return logs[-1].parent.name
 
 
+@pytest.mark.slow  # five process starts and a server: about a minute on 2 cores
 def test_a_killed_sweep_reruns_only_its_unfinished_point_and_logs_parent_and_child_runs(tmp_path, mlflow_server,
                                                                                        capsys):
     config = write_sweep(tmp_path, mlflow_server.url)

@@ -51,7 +51,17 @@ def expected_costs(config: dict) -> dict[str, tuple[float, float]]:
             out[name] = (rows(init["denoise_guidance"]) + rows(init["inversion_guidance"]), sampling)
         elif kind == "BestOfN":  # the chosen candidate's images are handed over: no second sampling
             out[name] = (init["n"] * sampling, 0)
+        elif kind == "RewardOptimization":  # I samplings, I - 1 recomputed by checkpoints; the best images handed over
+            out[name] = ((2 * init["iterations"] - 1) * sampling, 0)
     return out
+
+
+def _few_iterations(config: dict) -> dict:
+    """The config with RewardOptimization cut to 2 iterations (the formula is the same, the test is faster)."""
+    for spec in config["methods"]:
+        if spec["method"]["class_path"].endswith("RewardOptimization"):
+            spec["method"]["init_args"]["iterations"] = 2
+    return config
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -60,6 +70,7 @@ def test_flow_eval_config_runs_on_the_tiny_model_with_the_right_counts(name, tmp
     original = yaml.safe_load((CONFIGS / name).read_text())
     assert (original["backbone"], original["steps"], original["scheduler"]) == (hub_id, steps, "flow_euler")
     assert {spec["guidance_scale"] for spec in original["methods"]} == {guidance}
+    original = _few_iterations(original)
     config = {**_tiny(original), "backbone": tiny, "prompt_source": None, "max_prompts": None,
               "prompts": ["a red fox"], "seeds": "0-1", "distinct_seeds": False, "steps": STEPS, "image_size": 64,
               "output_dir": str(tmp_path / "eval"), "mlflow_tracking_uri": None, "progress": False,

@@ -1,7 +1,8 @@
 """Exact prompt alignment of shapes-world images, as a torchmetrics ``Metric`` and its functional twin.
 
 The facts, matching and scores are defined in :mod:`goldennoise.shapes.alignment`; this module only keeps state.
-No network is involved: the objects are read back by rule, so the metric holds no weights and is not differentiable.
+The objects are read back by rule, except each object's shape, which a small shipped classifier (75 kB, fitted to
+renders and to the embedded backbone's VAE round-trips of them) decides by default; the metric is not differentiable.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class ShapesAlignment(Metric):
     ``color``, ``shape``, ``position``, ``relation`` (accuracy over the facts of that kind; NaN if none were stated).
 
     Args:
-        settings: thresholds of the rule-based reader; defaults to :class:`ReaderSettings()`.
+        settings: thresholds and shape decision of the reader; defaults to :class:`ReaderSettings()` (the calibrated
+            reader); ``ReaderSettings(shape_classifier=None)`` is the weight-free reader of earlier results.
         kwargs: passed to :class:`torchmetrics.Metric`.
     """
 

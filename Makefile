@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install quickstart test test-all lint ui benchmark
+PYTEST_ARGS ?=
+UNPINNED := .venv-unpinned
+
+.PHONY: install quickstart test test-slow test-all test-unpinned lint ui benchmark
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/reference.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +24,23 @@ quickstart: $(STAMP)
 
 ## The fast test suite (offline, CPU, a few minutes).
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## Also the slow tests (real-size architectures).
+## Only the slow tests (real-size architectures, the long effect and convergence checks; real weights skip if absent).
+test-slow: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "slow and not gpu" $(PYTEST_ARGS)
+
+## Everything, the slow and GPU tests included.
 test-all: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m ""
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
+
+## The fast suite in a fresh environment from pyproject.toml alone: no constraints, no parity references (they skip).
+test-unpinned:
+	rm -rf $(UNPINNED)
+	$(PYTHON) -m venv $(UNPINNED)
+	$(UNPINNED)/bin/python -m pip install -q --upgrade pip
+	$(UNPINNED)/bin/python -m pip install -q -e '.[dev]'
+	HF_HUB_OFFLINE=1 $(UNPINNED)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check goldennoise tests benchmarks

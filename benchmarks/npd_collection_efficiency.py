@@ -3,7 +3,7 @@
     efficiency = (pairs/s × UNet evaluations per pair) / (raw batched UNet evaluations/s at the same batch size)
 
 A pair costs ``repeats·(c(ω_l) + c(ω_w)) + 2·N·c(ω_l)`` per-sample UNet evaluations (c = 2 with CFG, else 1): the
-re-denoise step plus both N-step images (npnet.md §2.2). The raw rate is the UNet alone on the sampling loop's own
+re-denoise step plus both N-step images (docs/npnet.md §2.5). The raw rate is the UNet alone on the sampling loop's own
 batch, 2B latents with CFG (4B rows), the call that dominates collection; collection adds the re-denoise step at
 smaller batches, text encoding, VAE decoding, scoring, noise drawing and shard writes. Target ≥ 0.85 on the
 embedded backbone. Both rates are measured in one process, alternating, and the medians' ratio is printed, of process
@@ -23,9 +23,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from goldennoise.backbones import load_backbone  # noqa: E402
+from goldennoise.backbones.cost import evaluations_per_step  # noqa: E402
 from goldennoise.collection import CollectConfig, ScorerSpec, unet_evals_per_pair  # noqa: E402
 from goldennoise.collection.collect import collect_shard  # noqa: E402
-from goldennoise.collection.config import cfg_evals, prompt_list  # noqa: E402
+from goldennoise.collection.config import prompt_list  # noqa: E402
 from goldennoise.collection.scoring import build_scorers  # noqa: E402
 from goldennoise.data.npd_store import shard_path, write_shard  # noqa: E402
 
@@ -86,7 +87,7 @@ def main() -> None:
     collection(), raw_unet()  # warm-up
     runs = [(timed(collection), timed(raw_unet)) for _ in range(args.repeats)]
     evals_per_pair = unet_evals_per_pair(config)
-    raw_evals = calls * 2 * config.batch_size * cfg_evals(config.denoise_guidance)
+    raw_evals = calls * 2 * config.batch_size * evaluations_per_step(config.denoise_guidance)
     print(f"backbone={config.backbone} device={device} B={config.batch_size} N={config.num_steps} "
           f"pairs/run={n} UNet evals/pair={evals_per_pair} raw UNet rows/call={2 * config.batch_size * 2}")
     for k, name in enumerate(("cpu", "wall")):

@@ -1,4 +1,4 @@
-"""NPNet's cost next to sampling, and its training throughput (paper: ≈ +3 % time for SDXL-50, npnet.md §6.4).
+"""NPNet's cost next to sampling, and its training throughput (paper: ≈ +3 % time for SDXL-50, docs/npnet.md §6.4).
 
 Prints three things measured in one run:
 

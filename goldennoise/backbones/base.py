@@ -22,6 +22,8 @@ from diffusers import (
 )
 from torch import nn
 
+from goldennoise.backbones.saving import save_pipeline
+from goldennoise.checks import check_finite, check_int, check_tensor
 from goldennoise.sampling import DDIMSchedule, Denoiser
 
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
@@ -51,6 +53,12 @@ class PromptEmbeds:
         """Stack two batches, ``self`` first (diffusers puts the unconditional half first)."""
         pooled = None if self.pooled is None else torch.cat([self.pooled, other.pooled])
         return PromptEmbeds(torch.cat([self.embeds, other.embeds]), pooled)
+
+    def check(self, name: str) -> None:
+        """Refuse non-float or non-finite embeddings, naming them ``<name>.embeds`` / ``<name>.pooled``."""
+        check_tensor(f"{name}.embeds", self.embeds, shape=("B", "L", "D"))
+        if self.pooled is not None:
+            check_tensor(f"{name}.pooled", self.pooled, shape=(len(self), "P"))
 
     def to(self, *args: Any, **kwargs: Any) -> PromptEmbeds:
         """Move or cast like :meth:`torch.Tensor.to`."""
@@ -227,7 +235,15 @@ class Backbone(nn.Module):
         return self._to_epsilon(output, x, t)
 
     def denoiser(self, cond: PromptEmbeds, uncond: PromptEmbeds | None = None, guidance_scale: float = 1.0) -> Denoiser:
-        """Bind conditioning and guidance: the result is a ``denoiser(x, t) -> ε`` for :mod:`goldennoise.sampling`."""
+        """Bind conditioning and guidance: the result is a ``denoiser(x, t) -> ε`` for :mod:`goldennoise.sampling`.
+
+        The embeddings are checked here, once per binding rather than once per step: non-float or non-finite ones
+        raise an error naming them (``cond.embeds``, ``uncond.pooled``, ...).
+        """
+        cond.check("cond")
+        if uncond is not None:
+            uncond.check("uncond")
+        check_finite("guidance_scale", guidance_scale)
         return functools.partial(self.predict_noise, cond=cond, uncond=uncond, guidance_scale=guidance_scale)
 
     # --- images -------------------------------------------------------------------------------------------------
@@ -238,14 +254,21 @@ class Backbone(nn.Module):
         return self.vae
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Decode latents (B, C, h, w) into images (B, 3, H, W) in [0, 1]."""
+        """Decode latents (B, C, h, w) into images (B, 3, H, W) in [0, 1].
+
+        Raises:
+            TypeError: ``latents`` are not a floating-point tensor.
+            ValueError: ``latents`` have the wrong number of channels or hold NaN or infinite values.
+        """
         vae = self._vae_for_decoding()
+        check_tensor("latents", latents, shape=("B", vae.config.latent_channels, "h", "w"))
         latents = latents / vae.config.scaling_factor
         image = vae.decode(latents.to(vae.dtype)).sample
         return (image / 2 + 0.5).clamp(0, 1)
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """Encode images (B, 3, H, W) in [0, 1] to latents with the posterior mean (deterministic)."""
+        check_tensor("images", images, shape=("B", 3, "H", "W"))
         if images.min() < 0 or images.max() > 1:
             raise ValueError("encode_images expects images in [0, 1].")
         posterior = self.vae.encode((2 * images - 1).to(self.vae.dtype)).latent_dist
@@ -260,8 +283,13 @@ class Backbone(nn.Module):
         return SCHEDULERS[name].from_config(self.scheduler_config, **overrides)
 
     def ddim_schedule(self, num_steps: int) -> DDIMSchedule:
-        """The grid diffusers' ``DDIMScheduler`` visits in ``num_steps`` steps under this model's configuration."""
+        """The grid diffusers' ``DDIMScheduler`` visits in ``num_steps`` steps under this model's configuration.
+
+        Raises:
+            ValueError: ``num_steps`` is not an integer between 1 and the number of training timesteps.
+        """
         scheduler = self.make_scheduler("ddim")
+        check_int("num_steps", num_steps, 1, scheduler.config.num_train_timesteps)
         if scheduler.config.thresholding:
             raise ValueError("Dynamic thresholding is not supported by goldennoise's DDIM sampler.")
         scheduler.set_timesteps(num_steps)
@@ -280,9 +308,10 @@ class Backbone(nn.Module):
         """A diffusers pipeline over this backbone's components (shared, not copied) with a fresh scheduler."""
         return self.pipeline_class(**self._pipeline_components(), scheduler=self.make_scheduler(scheduler))
 
-    def save_pretrained(self, path: str | Path) -> None:
+    def save_pretrained(self, path: str | Path, overwrite_shipped: bool = False) -> None:
         """Write a diffusers folder: ``model_index.json`` and one subfolder per component.
 
-        :func:`goldennoise.backbones.load_backbone` and diffusers itself load it back.
+        :func:`goldennoise.backbones.load_backbone` and diffusers itself load it back (in float32 by default,
+        whatever the dtype of the weights; see :mod:`goldennoise.backbones.saving`).
         """
-        self.pipeline().save_pretrained(str(path))
+        save_pipeline(self.pipeline(), path, overwrite_shipped)

@@ -10,6 +10,10 @@ from typing import Any
 
 import torch
 
+from goldennoise.backbones.base import Backbone, PromptEmbeds
+from goldennoise.checks import check_int, check_tensor
+from goldennoise.sampling import sample_ddim
+
 MAX_UNIT_NOISE_STD = 3.0
 """Noise with a larger standard deviation was almost surely pre-scaled by ``init_noise_sigma``: refuse it."""
 
@@ -31,11 +35,15 @@ def generate(
         num_inference_steps: sampler steps.
         guidance_scale: classifier-free guidance scale.
         **call_kwargs: passed to the pipeline (``negative_prompt``, ``generator``, ...).
+
+    Raises:
+        TypeError: ``noise`` is not a floating-point tensor.
+        ValueError: ``noise`` has the wrong shape for the prompts, holds NaN or infinite values or is pre-scaled, or
+            ``num_inference_steps`` < 1.
     """
     channels, factor = pipeline.unet.config.in_channels, pipeline.vae_scale_factor
-    if noise.ndim != 4 or noise.shape[0] != len(prompts) or noise.shape[1] != channels:
-        raise ValueError(f"noise must have shape ({len(prompts)}, {channels}, h, w) for {len(prompts)} prompts, "
-                         f"got {tuple(noise.shape)}.")
+    check_tensor("noise", noise, shape=(len(prompts), channels, "h", "w"))
+    check_int("num_inference_steps", num_inference_steps, minimum=1)
     std = noise.float().std().item()
     if std > MAX_UNIT_NOISE_STD:
         raise ValueError(
@@ -45,3 +53,27 @@ def generate(
                    width=width, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                    output_type="pt", **call_kwargs)
     return out.images
+
+
+def sample_images(
+    backbone: Backbone,
+    noise: torch.Tensor,
+    cond: PromptEmbeds,
+    uncond: PromptEmbeds | None,
+    prompts: list[str],
+    num_steps: int,
+    guidance_scale: float,
+    scheduler: str = "ddim",
+) -> torch.Tensor:
+    """Images (B, 3, H, W) in [0, 1] from unit-variance ``noise`` (B, C, h, w): the one sampler evaluations use.
+
+    ``scheduler="ddim"`` runs goldennoise's DDIM loop on the given embeddings (no prompt is re-encoded); any other
+    scheduler runs the backbone's diffusers pipeline on ``prompts`` (:func:`generate`).
+    """
+    if scheduler != "ddim":
+        pipeline = backbone.pipeline(scheduler)
+        pipeline.set_progress_bar_config(disable=True)
+        return generate(pipeline, prompts, noise, num_inference_steps=num_steps, guidance_scale=guidance_scale).float()
+    latents = sample_ddim(backbone.denoiser(cond, uncond, guidance_scale), noise.to(backbone.device, torch.float32),
+                          backbone.ddim_schedule(num_steps))
+    return backbone.decode(latents).float()

@@ -15,6 +15,7 @@ import torch
 from diffusers import DiffusionPipeline
 from huggingface_hub import constants as hub_constants
 
+from goldennoise import hub
 from goldennoise.backbones import tiny
 from goldennoise.backbones.base import Backbone
 from goldennoise.backbones.sd import StableDiffusionBackbone
@@ -73,6 +74,8 @@ def _missing_message(name: str) -> str:
 
 
 def _model_index(name: str) -> dict:
+    if hub.is_hub_id(name):
+        hub.probe(name, "model_index.json", f"'{name}'", "pass a local folder")
     try:
         return DiffusionPipeline.load_config(name)
     except (OSError, ValueError) as err:  # EnvironmentError and huggingface_hub's errors derive from OSError

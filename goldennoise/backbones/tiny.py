@@ -2,7 +2,7 @@
 
 Every component is the real diffusers / transformers class built from a small config with random weights, and the
 tokenizer carries the real CLIP BPE vocabulary shipped inside open-clip-torch, so tokenization matches the real
-models. Sizes follow ``shared/docs/dependencies.md`` §9: 64 px images ↔ 4×32×32 latents, about 1M UNet parameters.
+models (``docs/dependencies.md`` §7): 64 px images ↔ 4×32×32 latents, about 1M UNet parameters.
 """
 
 from __future__ import annotations

@@ -1,47 +1,34 @@
 """NPD collection: NPNet's re-denoise sampling over prompts × seeds, batched, sharded, resumable and multi-process.
 
-Per pair (Zhou et al., 2024, arXiv 2411.09502, Sec. 3.1; ``../shared/docs/npnet.md`` §2.2), in batches:
+Per pair (Zhou et al., 2024, arXiv 2411.09502, Sec. 3.1; ``docs/npnet.md`` §2.2), in batches:
 
 1. x_T: per-seed CPU noise (:func:`~goldennoise.sampling.noise_for_seeds`, fp16 for official parity);
 2. x'_T = :func:`~goldennoise.sampling.redenoise_step` (ω_l denoise, ω_w inversion, official or textbook levels);
 3. both images — from x_T and from x'_T — sampled together in one 2B batch of N-step DDIM at ω_l and decoded;
-4. each configured score of both images; the pair is stored with every score, whatever they are (§2.3).
+4. each configured score of both images; the pair is stored with every score, whatever they are (docs/npnet.md §2.3).
 
-The (prompt, seed) index is cut into fixed shards of ``shard_size`` pairs; rank r of W processes collects shards
-r, r+W, ... and writes each with one atomic rename (:func:`~goldennoise.data.npd_store.write_shard`). A rerun skips
-complete shards, so SIGKILL at any moment followed by the same command yields exactly the uninterrupted dataset.
-The shard layout does not depend on W, so a W-process run writes the same files as a 1-process run.
+A collection is one job of the generation engine (:mod:`goldennoise.engine`): the (prompt, seed) index is cut into
+fixed shards of ``shard_size`` pairs written atomically, content-hashed (:mod:`goldennoise.data.npd_store`); a rerun
+skips complete shards, so SIGKILL at any moment followed by the same command yields exactly the uninterrupted dataset;
+rank r of W processes collects shards r, r+W, ...; the run holds the folder's lock.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import time
-import warnings
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from goldennoise.backbones import PromptEmbeds, load_backbone, parse_dtype
 from goldennoise.collection.config import CollectConfig, build_items, config_hash
 from goldennoise.collection.scoring import ScoreFn, build_scorers
-from goldennoise.data.npd_embeddings import EmbeddingCache, build_embedding_cache, cache_dir
-from goldennoise.data.npd_store import (
-    NPDShardError,
-    iter_shards,
-    read_shard_header,
-    remove_stale_temporaries,
-    shard_dir,
-    shard_path,
-    write_index,
-    write_shard,
-)
+from goldennoise.data.npd_embeddings import build_embedding_cache, cache_dir, usable_cache
+from goldennoise.data.npd_store import NPD_FORMAT, iter_shards, write_index
+from goldennoise.engine import EngineSettings, Item, RunStats, run_job
 from goldennoise.sampling import DDIMSchedule, noise_for_seeds, redenoise_step, sample_ddim
-
-Item = tuple[int, str, int]  # (prompt_id, prompt, seed)
 
 
 def _rows(embeds: PromptEmbeds, rows: torch.Tensor) -> PromptEmbeds:
@@ -99,138 +86,76 @@ def collect_batch(backbone, items: list[Item], config: CollectConfig, schedule: 
     return {"noise": x.cpu(), "target": golden.float().cpu(), "scores": scores}
 
 
-def collect_shard(backbone, items: list[Item], first_index: int, config: CollectConfig, schedule: DDIMSchedule,
-                  scorers: dict[str, ScoreFn], latent_shape: tuple[int, int, int], on_batch=None) -> tuple[dict, list]:
-    """Collect one shard's pairs in batches; returns its tensors and records (format: ``data/npd_store.py``)."""
-    noises, targets, records = [], [], []
-    storage = parse_dtype(config.storage_dtype)
-    text = encode_unique(backbone, [prompt for _, prompt, _ in items], config.batch_size)
-    for start in range(0, len(items), config.batch_size):
-        batch = items[start:start + config.batch_size]
-        out = collect_batch(backbone, batch, config, schedule, scorers, latent_shape, text)
-        noises.append(out["noise"].to(storage))
-        targets.append(out["target"].to(storage))
-        for j, (prompt_id, prompt, seed) in enumerate(batch):
-            scores = {name: [float(r[j]), float(g[j])] for name, (r, g) in out["scores"].items()}
-            records.append({"index": first_index + start + j, "seed": seed, "prompt": prompt,
-                            "prompt_id": prompt_id, "scores": scores})
-        if on_batch is not None:
-            on_batch(len(batch))
-    tensors = {"noise": torch.cat(noises), "target": torch.cat(targets),
-               "seed": torch.tensor([r["seed"] for r in records], dtype=torch.int64),
-               "index": torch.tensor([r["index"] for r in records], dtype=torch.int64)}
-    return tensors, records
-
-
-def shard_is_complete(path: Path, digest: str) -> bool:
-    """Whether ``path`` is a valid shard of this collection (a bad one is reported and collected again)."""
-    if not path.is_file():
-        return False
-    try:
-        return read_shard_header(path).config_hash == digest
-    except NPDShardError as err:
-        warnings.warn(f"{err} It will be collected again.", stacklevel=2)
-        return False
-
-
-def prepare_output(config: CollectConfig, digest: str, num_pairs: int) -> None:
-    """Create the dataset folder or check that it holds the same collection; clear temporaries of killed runs."""
-    out = Path(config.output_dir)
-    manifest = out / "collection.json"
-    if manifest.is_file():
-        existing = json.loads(manifest.read_text())["config_hash"]
-        if existing != digest:
-            raise ValueError(f"{out} holds another collection (config hash {existing}, this one {digest}); "
-                             "choose a new output_dir or restore the settings it was collected with.")
-    else:
-        if any(shard_dir(out).glob("shard-*.safetensors")):
-            raise ValueError(f"{out} holds shards of no goldennoise collection (an import?); choose a new output_dir.")
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = manifest.with_name(f"collection.json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"config_hash": digest, "num_pairs": num_pairs, "config": asdict(config)},
-                                  indent=1, default=str))
-        os.replace(tmp, manifest)
-    remove_stale_temporaries(out)
-
-
-def _rank_shards(num_pairs: int, config: CollectConfig, rank: int, world: int) -> list[int]:
-    num_shards = -(-num_pairs // config.shard_size)
-    return list(range(rank, num_shards, world))
-
-
-def collect_rank(config: CollectConfig, rank: int, world: int, device: torch.device | str,
-                 barrier=lambda: None) -> dict | None:
-    """Collect this rank's missing shards; rank 0 then writes the index, embeddings and summary.
+class CollectionJob:
+    """An NPD collection as a job of the generation engine (see the module docstring).
 
     Args:
-        config: the run settings.
-        rank: this process's rank.
-        world: number of processes.
-        device: where the backbone and scorers run.
-        barrier: synchronises the ranks (no-op for one process).
-
-    Returns:
-        The summary on rank 0, ``None`` elsewhere.
+        config: the collection.
     """
-    items = build_items(config)
-    digest = config_hash(config, items)
-    if rank == 0:
-        prepare_output(config, digest, len(items))
-    barrier()
-    todo = [k for k in _rank_shards(len(items), config, rank, world)
-            if not shard_is_complete(shard_path(config.output_dir, k), digest)]
-    backbone = load_backbone(config.backbone, dtype=config.backbone_dtype, device=device)
-    collected, seconds = 0, 0.0
-    if todo:
-        scorers = build_scorers(config.scorers)
-        schedule = backbone.ddim_schedule(config.num_steps)  # a fresh scheduler per run
-        latent_shape = backbone.latent_shape(config.image_size, config.image_size)
-        pairs = sum(len(items[k * config.shard_size:(k + 1) * config.shard_size]) for k in todo)
-        bar = tqdm(total=pairs, unit="pair", desc=f"collect rank {rank}", disable=not config.progress or rank != 0,
-                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]")
-        start = time.perf_counter()
-        for k in todo:
-            first = k * config.shard_size
-            tensors, records = collect_shard(backbone, items[first:first + config.shard_size], first, config,
-                                             schedule, scorers, latent_shape, on_batch=bar.update)
-            write_shard(shard_path(config.output_dir, k), tensors, records, config.backbone, digest)
-        seconds, collected = time.perf_counter() - start, pairs
-        bar.close()
-    barrier()
-    collected, seconds = _sum_over_ranks(collected, seconds, world)
-    if rank != 0:
-        return None
-    return finalize(config, backbone, len(items), collected, seconds)
 
+    format = NPD_FORMAT
 
-def _sum_over_ranks(collected: int, seconds: float, world: int) -> tuple[int, float]:
-    """Pairs collected by all ranks in this run and the slowest rank's time (a no-op for one process)."""
-    if world == 1 or not torch.distributed.is_initialized():
-        return collected, seconds
-    count, slowest = torch.tensor([collected], dtype=torch.float64), torch.tensor([seconds], dtype=torch.float64)
-    torch.distributed.all_reduce(count)
-    torch.distributed.all_reduce(slowest, op=torch.distributed.ReduceOp.MAX)
-    return int(count.item()), float(slowest.item())
+    def __init__(self, config: CollectConfig) -> None:
+        self.config = config
+        self.backbone = None
+        self.text: tuple[dict[str, int], PromptEmbeds, PromptEmbeds] | None = None
 
+    def digest(self, items: list[Item]) -> str:
+        """The collection-config hash (:func:`~goldennoise.collection.config.config_hash`)."""
+        return config_hash(self.config, items)
 
-def finalize(config: CollectConfig, backbone, expected: int, collected: int, seconds: float) -> dict:
-    """Write ``index.parquet``, the embedding cache and ``summary.json``; print and (optionally) log the summary."""
-    shards = list(iter_shards(config.output_dir))
-    records = [r for s in shards for r in s.records]
-    if len(records) != expected:
-        raise RuntimeError(f"{config.output_dir} holds {len(records)} pairs where {expected} were expected.")
-    write_index(config.output_dir, shards)
-    prompts = [r["prompt"] for r in records]
-    folder = cache_dir(config.output_dir, config.backbone)
-    cached = (folder / "manifest.json").is_file() and not EmbeddingCache(folder).missing(prompts)
-    if config.cache_embeddings and not cached:
-        build_embedding_cache(config.output_dir, config.backbone, backbone, prompts, batch_size=config.batch_size)
-    summary = summarize(records, config, collected, seconds)
-    (Path(config.output_dir) / "summary.json").write_text(json.dumps(summary, indent=1))
-    print("NPD collection summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
-    if config.mlflow_tracking_uri:
-        log_to_mlflow(config, summary)
-    return summary
+    def manifest(self) -> dict[str, Any]:
+        """The collection's settings (``collection.json``'s ``config``)."""
+        return asdict(self.config)
+
+    def shard_meta(self) -> dict[str, str]:
+        """Every shard records the backbone it was collected with."""
+        return {"backbone": self.config.backbone}
+
+    def setup(self, device: torch.device) -> None:
+        """Load the backbone and the scorers (a missing weight fails here, before any shard)."""
+        c = self.config
+        if self.backbone is not None and self.backbone.device == device:
+            return  # set up already (a job object reused for another run)
+        self.backbone = load_backbone(c.backbone, dtype=c.backbone_dtype, device=device)
+        self.scorers = build_scorers(c.scorers)
+        self.schedule = self.backbone.ddim_schedule(c.num_steps)  # a fresh scheduler per run
+        self.latent_shape = self.backbone.latent_shape(c.image_size, c.image_size)
+
+    def begin_shard(self, items: list[Item]) -> None:
+        """Encode the shard's distinct prompts once (a shard of prompts × seeds repeats each prompt)."""
+        self.text = encode_unique(self.backbone, [prompt for _, prompt, _ in items], self.config.batch_size)
+
+    def run_batch(self, items: list[Item], first_index: int) -> tuple[dict[str, torch.Tensor], list[dict]]:
+        """Noises, golden targets, seeds and indices (B rows) and one record per pair with both images' scores."""
+        out = collect_batch(self.backbone, items, self.config, self.schedule, self.scorers, self.latent_shape,
+                            self.text)
+        storage = parse_dtype(self.config.storage_dtype)
+        records = []
+        for j, (prompt_id, prompt, seed) in enumerate(items):
+            scores = {name: [float(r[j]), float(g[j])] for name, (r, g) in out["scores"].items()}
+            records.append({"index": first_index + j, "seed": seed, "prompt": prompt, "prompt_id": prompt_id,
+                            "scores": scores})
+        tensors = {"noise": out["noise"].to(storage), "target": out["target"].to(storage),
+                   "seed": torch.tensor([r["seed"] for r in records], dtype=torch.int64),
+                   "index": torch.tensor([r["index"] for r in records], dtype=torch.int64)}
+        return tensors, records
+
+    def finalize(self, output_dir: Path, stats: RunStats) -> dict:
+        """Write ``index.parquet``, the embedding cache and ``summary.json``; print and (optionally) log the summary."""
+        config = self.config
+        shards = list(iter_shards(output_dir))
+        records = [r for s in shards for r in s.records]
+        write_index(output_dir, shards)
+        prompts = [r["prompt"] for r in records]
+        if config.cache_embeddings and usable_cache(cache_dir(output_dir, config.backbone), prompts) is None:
+            build_embedding_cache(output_dir, config.backbone, self.backbone, prompts, batch_size=config.batch_size)
+        summary = summarize(records, config, stats.produced, stats.seconds)
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        print("NPD collection summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+        if config.mlflow_tracking_uri:
+            log_to_mlflow(config, summary)
+        return summary
 
 
 def summarize(records: list[dict], config: CollectConfig, collected: int, seconds: float) -> dict:
@@ -258,26 +183,9 @@ def log_to_mlflow(config: CollectConfig, summary: dict) -> None:
                             if isinstance(v, int | float) and not isinstance(v, bool)})
 
 
-def _fabric_main(fabric, config: CollectConfig) -> dict | None:
-    return collect_rank(config, fabric.global_rank, fabric.world_size, fabric.device, fabric.barrier)
-
-
 def collect(config: CollectConfig) -> dict | None:
     """Run a collection on ``config.devices`` processes (Lightning Fabric; gloo on CPU) and return the summary."""
-    if config.devices == 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        device = torch.device("cpu") if config.accelerator == "cpu" else _auto_device(config.accelerator)
-        return collect_rank(config, 0, 1, device)
-    from lightning.fabric import Fabric
-
-    strategy = config.strategy
-    if strategy == "auto":
-        strategy = "ddp" if "LOCAL_RANK" in os.environ else "ddp_spawn"
-    fabric = Fabric(accelerator=config.accelerator, devices=config.devices, strategy=strategy)
-    return fabric.launch(_fabric_main, config)
-
-
-def _auto_device(accelerator: str) -> torch.device:
-    if accelerator != "auto":
-        return torch.device(accelerator)
-    found = torch.accelerator.current_accelerator(check_available=True)
-    return found if found is not None else torch.device("cpu")
+    settings = EngineSettings(output_dir=config.output_dir, batch_size=config.batch_size,
+                              shard_size=config.shard_size, accelerator=config.accelerator, devices=config.devices,
+                              strategy=config.strategy, progress=config.progress, unit="pair", description="collect")
+    return run_job(CollectionJob(config), build_items(config), settings)

@@ -1,7 +1,7 @@
 """Settings of an NPD collection run and the (prompt, seed) index they define.
 
-The defaults follow ``../shared/docs/npnet.md`` §2: N = 10 DDIM steps ([goldennoise default]; the official flag says
-50 but its files say 10), ω_l = 5.5, ω_w = 1.0, ``T_max = 1``, the official inversion-timestep convention, fp16 CPU
+The defaults follow ``docs/npnet.md`` §2.2: N = 10 DDIM steps (goldennoise's choice; the official flag says 50 but
+its files say 10), ω_l = 5.5, ω_w = 1.0, ``T_max = 1``, the official inversion-timestep convention, fp16 CPU
 noise per seed, HPSv2 v2.1 scores, and a margin m = 0 (strict) for the summary's kept fraction.
 """
 
@@ -12,10 +12,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from goldennoise.data.prompt_sources import PromptList, load_prompts
+from goldennoise.backbones import parse_dtype
+from goldennoise.backbones.cost import evaluations_per_step
+from goldennoise.checks import check_finite, check_int, check_prompts
+from goldennoise.data.prompt_sources import SHAPES_PREFIX, PromptList, load_prompts, parse_shapes_source
+from goldennoise.metrics.registry import METRICS
 from goldennoise.sampling import parse_seeds
-
-METRICS = ("hpsv2", "pickscore", "image_reward", "aesthetic", "clip_score", "shapes_alignment")
 
 
 @dataclass
@@ -38,7 +40,7 @@ class ScorerSpec:
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
-            raise ValueError(f"Unknown metric {self.metric!r}; choose one of {list(METRICS)}.")
+            raise ValueError(f"Unknown metric {self.metric!r}; choose one of {sorted(METRICS)}.")
 
     @property
     def column(self) -> str:
@@ -48,7 +50,9 @@ class ScorerSpec:
 
 @dataclass
 class CollectConfig:
-    """An NPD collection: re-denoise sampling (npnet.md §2.2) over prompts × seeds, scored, in atomic shards.
+    """An NPD collection: re-denoise sampling (docs/npnet.md §2.2) over prompts × seeds, scored, in atomic shards.
+
+    Every setting is checked at construction, so a bad one fails before any model is loaded or file written.
 
     Args:
         output_dir: dataset folder (shards, index, embedding cache, summary); a rerun resumes it.
@@ -62,7 +66,7 @@ class CollectConfig:
         max_prompts: keep only the first prompts.
         seeds: seed list such as ``"0-3"`` paired with every prompt; ``null`` uses the source's per-prompt seeds
             (the official ``train_60000.json`` style: one seed per prompt).
-        num_steps: DDIM steps N (npnet.md §2.2: ambiguous in the official code; 10 here).
+        num_steps: DDIM steps N, at least 2 (docs/npnet.md §2.2: ambiguous in the official code; 10 here).
         denoise_guidance: ω_l, CFG of the denoising move and of both images (official 5.5).
         inversion_guidance: ω_w, CFG of the inversion move (official 1.0: conditional only).
         convention: ``official`` (ᾱ[t1−Δ] → ᾱ[t1], NPD parity) or ``textbook`` (ᾱ[t1] → ᾱ[t0]) inversion levels.
@@ -115,10 +119,43 @@ class CollectConfig:
 
     def __post_init__(self) -> None:
         self.scorers = [s if isinstance(s, ScorerSpec) else ScorerSpec(**s) for s in self.scorers]
-        if self.batch_size < 1 or self.shard_size < 1:
-            raise ValueError("batch_size and shard_size must be positive.")
+        self._check_prompts_and_seeds()
+        self._check_sampling()
+        self._check_execution()
+
+    def _check_prompts_and_seeds(self) -> None:
+        if self.prompts:
+            check_prompts("prompts", self.prompts)
+        if self.prompt_source is not None and self.prompt_source.startswith(SHAPES_PREFIX):
+            parse_shapes_source(self.prompt_source)
+        if self.max_prompts is not None:
+            check_int("max_prompts", self.max_prompts, minimum=1)
+        if self.seeds is not None:
+            parse_seeds(self.seeds)
+
+    def _check_sampling(self) -> None:
+        check_int("num_steps", self.num_steps, minimum=2)  # the re-denoise step moves between the first two levels
+        check_int("repeats", self.repeats, minimum=1)
+        for name in ("denoise_guidance", "inversion_guidance", "margin"):
+            check_finite(name, getattr(self, name))
+        if self.convention not in ("official", "textbook"):
+            raise ValueError(f"convention must be 'official' or 'textbook', got {self.convention!r}.")
+        if self.image_size is not None:
+            check_int("image_size", self.image_size, minimum=1)
+        for name in ("backbone_dtype", "noise_dtype", "storage_dtype"):
+            try:
+                parse_dtype(getattr(self, name))
+            except ValueError as err:
+                raise ValueError(f"{name}: {err}") from None
+
+    def _check_execution(self) -> None:
+        for name in ("batch_size", "shard_size", "devices"):
+            check_int(name, getattr(self, name), minimum=1)
         if not self.scorers:
             raise ValueError("A collection needs at least one scorer (the filter compares scores).")
+        columns = [s.column for s in self.scorers]
+        if self.filter_metric is not None and self.filter_metric not in columns:
+            raise ValueError(f"filter_metric {self.filter_metric!r} is none of the scorers' columns {columns}.")
 
     @property
     def filter_column(self) -> str:
@@ -158,12 +195,7 @@ def config_hash(config: CollectConfig, items: list[tuple[int, str, int]]) -> str
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def cfg_evals(guidance: float) -> int:
-    """UNet evaluations per sample of one guided prediction (one when ω is 0 or 1, else two)."""
-    return 1 if guidance in (0.0, 1.0) else 2
-
-
 def unet_evals_per_pair(config: CollectConfig) -> int:
     """Per-sample UNet evaluations of one pair: the re-denoise step plus two N-step guided samplings."""
-    redenoise = config.repeats * (cfg_evals(config.denoise_guidance) + cfg_evals(config.inversion_guidance))
-    return redenoise + 2 * config.num_steps * cfg_evals(config.denoise_guidance)
+    denoise, invert = evaluations_per_step(config.denoise_guidance), evaluations_per_step(config.inversion_guidance)
+    return config.repeats * (denoise + invert) + 2 * config.num_steps * denoise

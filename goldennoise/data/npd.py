@@ -1,7 +1,7 @@
 """``NoisePairDataModule``: the noise prompt dataset (NPD) that NPNet trains on, loaded lazily from shards.
 
 NPNet (Zhou et al., 2024, arXiv 2411.09502) learns ``x_T → x'_T`` from pairs collected by re-denoise sampling
-(``../shared/docs/npnet.md`` §2). Pairs are kept only when the golden-noise image beats the random-noise image:
+(``docs/npnet.md`` §2). Pairs are kept only when the golden-noise image beats the random-noise image:
 the paper keeps a pair iff ``s0 + m < s0'`` (§2.3); the official code uses m = 0, strict. The filter is applied
 here, at load time, so it can change without re-collection.
 
@@ -10,13 +10,15 @@ Contract (with the NPNet LightningModule). Every batch is a dict:
 * ``"noise"``: (B, C, h, w) float32, the random source noise x_T;
 * ``"target"``: (B, C, h, w) float32, the golden noise x'_T;
 * ``"prompt_embeds"``: (B, L, D) float32, the cached ``cond.embeds`` of ``Backbone.encode_prompt`` for each
-  sample's *own* prompt (not ``prompt[0]`` of the batch, official bug §4.1);
+  sample's *own* prompt (not ``prompt[0]`` of the batch, official bug: docs/npnet.md §4.1);
 * ``"prompt"``: list[str] of B prompts;
 * ``"seed"``: (B,) int64.
 
 Loading never holds the set in RAM: shard headers give the index, tensors are memory-mapped one row at a time
 (safetensors), and embeddings come from the per-dataset cache (:mod:`goldennoise.data.npd_embeddings`), built once
-in ``prepare_data`` from the ``backbone`` when absent.
+in ``prepare_data`` from the ``backbone`` when absent or damaged. Nothing is trusted blindly: the shards are scanned
+once per DataModule, each checked against its content hash and against ``collection.json`` (a missing shard is
+named), and the cache is verified the same way when it opens (:mod:`goldennoise.data.npd_store`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from safetensors import safe_open
 from torch.utils.data import Dataset
 
 from goldennoise.data.base import SplitDataModule
-from goldennoise.data.npd_embeddings import EmbeddingCache, build_embedding_cache, cache_dir, cached_backbones
+from goldennoise.data.npd_embeddings import (
+    EmbeddingCache,
+    EmbeddingCacheError,
+    build_embedding_cache,
+    cache_dir,
+    cached_backbones,
+    usable_cache,
+)
 from goldennoise.data.npd_store import Shard, iter_shards
 
 
@@ -93,7 +102,7 @@ class NoisePairDataModule(SplitDataModule):
         path: dataset folder written by ``goldennoise collect`` or
             :func:`~goldennoise.data.npd_official.import_official`.
         metric: score name the margin filter reads (e.g. ``"hpsv2"``); default: the only score stored.
-        margin: keep a pair iff golden score − random score > margin (npnet.md §2.3: official m = 0, strict);
+        margin: keep a pair iff golden score − random score > margin (docs/npnet.md §2.3: official m = 0, strict);
             ``None`` keeps every pair.
         val_fraction: share of the pairs (drawn before filtering, so the split is stable across margins) held out.
         split_seed: seed of the train/validation permutation.
@@ -104,7 +113,9 @@ class NoisePairDataModule(SplitDataModule):
         backbone_dtype: weight dtype when the backbone must be loaded to build the cache.
         embed_batch_size: prompts per text-encoder call when building the cache.
         embed_device: device of that one-off encoding pass; default: the current accelerator, else the CPU.
-        on_bad_shard: ``"error"`` (raise, naming the file) or ``"skip"`` (warn and load the other shards).
+        on_bad_shard: what a bad shard (truncated, corrupt, changed since written: its content hash fails) or a
+            shard missing from ``collection.json`` does: ``"error"`` (raise, naming the file) or ``"skip"`` (one
+            warning listing them, and the other shards load). Shards are scanned once per DataModule.
         pin_memory: pin batches in page-locked memory.
     """
 
@@ -132,16 +143,35 @@ class NoisePairDataModule(SplitDataModule):
         self.backbone, self.backbone_dtype, self.embed_batch_size = backbone, backbone_dtype, embed_batch_size
         self.embed_device = embed_device
         self.on_bad_shard = on_bad_shard
+        self._scanned: list[Shard] | None = None
+        self._embeddings: EmbeddingCache | None = None
 
     # --- index --------------------------------------------------------------------------------------------------
 
     def _shards(self) -> list[Shard]:
-        if not self.path.is_dir():
-            raise FileNotFoundError(f"NPD dataset folder {self.path} does not exist; run `goldennoise collect` first.")
-        shards = list(iter_shards(self.path, self.on_bad_shard))
-        if not shards:
-            raise FileNotFoundError(f"NPD dataset folder {self.path} holds no readable shards.")
-        return shards
+        """The verified shards, scanned on first use (so problems are reported once, not by every hook)."""
+        if self._scanned is None:
+            if not self.path.is_dir():
+                raise FileNotFoundError(f"NPD dataset folder {self.path} does not exist; run `goldennoise collect` "
+                                        "first.")
+            shards = list(iter_shards(self.path, self.on_bad_shard))
+            if not shards:
+                raise FileNotFoundError(f"NPD dataset folder {self.path} holds no readable shards.")
+            self._scanned = shards
+        return self._scanned
+
+    def _embedding_cache(self, shards: list[Shard]) -> EmbeddingCache:
+        """The verified embedding cache (opened once).
+
+        Raises:
+            EmbeddingCacheError: the cache is missing or damaged (the message names the file).
+        """
+        if self._embeddings is None:
+            try:
+                self._embeddings = EmbeddingCache(cache_dir(self.path, self._backbone_name(shards)))
+            except EmbeddingCacheError as err:
+                raise EmbeddingCacheError(f"{err} Run prepare_data() to rebuild it.") from None
+        return self._embeddings
 
     def _backbone_name(self, shards: list[Shard]) -> str:
         if self.backbone is not None:
@@ -164,12 +194,13 @@ class NoisePairDataModule(SplitDataModule):
     # --- Lightning hooks ----------------------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        """Build the prompt-embedding cache once (on one process) if it is missing or incomplete."""
+        """Build the prompt-embedding cache once (on one process) if it is missing, incomplete or damaged."""
         shards = self._shards()
         name = self._backbone_name(shards)
         prompts = [r["prompt"] for s in shards for r in s.records]
         folder = cache_dir(self.path, name)
-        if (folder / "manifest.json").is_file() and not EmbeddingCache(folder).missing(prompts):
+        self._embeddings = usable_cache(folder, prompts)
+        if self._embeddings is not None:
             return
         from goldennoise.backbones import load_backbone
 
@@ -181,7 +212,7 @@ class NoisePairDataModule(SplitDataModule):
         """Index the shards, split all pairs with ``split_seed``, then apply the margin filter to each split."""
         shards = self._shards()
         metric = self._metric(shards)
-        embeddings = EmbeddingCache(cache_dir(self.path, self._backbone_name(shards)))
+        embeddings = self._embedding_cache(shards)
         pairs = [(s.path, row, r) for s in shards for row, r in enumerate(s.records)]
         missing = embeddings.missing([r["prompt"] for _, _, r in pairs])
         if missing:

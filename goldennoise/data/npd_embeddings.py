@@ -1,24 +1,43 @@
 """Cached text embeddings for the noise prompt dataset: each unique prompt encoded once, stored, looked up per sample.
 
-NPNet conditions on the backbone's own per-token prompt embedding (``../shared/docs/npnet.md`` §1.2: SDXL
-``[77, 2048]``). The official training encodes on the fly and only ``prompt[0]`` of each batch (§4.1, bug 1); here
+NPNet conditions on the backbone's own per-token prompt embedding (``docs/npnet.md`` §1.2: SDXL
+``[77, 2048]``). The official training encodes on the fly and only ``prompt[0]`` of each batch (§4.1, item 1); here
 every unique prompt is encoded once by the frozen text encoders (``Backbone.encode_prompt(...)[0].embeds``) and
 stored under ``<dataset>/prompt_embeds/<backbone>/`` in parts of ``part_size`` prompts (``embeds`` (n, L, D),
 float16 by default: ≈308 KiB per SDXL prompt), with a ``manifest.json`` written last. Lookups memory-map one row.
+
+The manifest holds each part's content hash (over its embeddings and the prompts of its rows), and a cache is
+verified like a shard when it opens: a missing, truncated, changed or unhashed part is an :class:`EmbeddingCacheError`
+naming the file. The cache is derived data, so ``collect`` and ``NoisePairDataModule.prepare_data`` rebuild a bad one
+from the text encoders; a cache written before the hashes is rebuilt too (one text-encoder pass).
 """
 
 from __future__ import annotations
 
 import json
-import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+
+from goldennoise.data.integrity import (
+    CorruptFileError,
+    check_length,
+    content_hash,
+    read_tensors,
+    save_atomic,
+    verify_hash,
+    write_json_atomic,
+)
 
 EMBED_DIR = "prompt_embeds"
+MANIFEST = "manifest.json"
+
+
+class EmbeddingCacheError(CorruptFileError):
+    """A prompt-embedding cache is missing, incomplete, corrupt or unverifiable; the message names the file."""
 
 
 def cache_dir(dataset: str | Path, backbone: str) -> Path:
@@ -29,20 +48,25 @@ def cache_dir(dataset: str | Path, backbone: str) -> Path:
 def cached_backbones(dataset: str | Path) -> list[str]:
     """Backbone folder names that have a complete cache in ``dataset``."""
     root = Path(dataset) / EMBED_DIR
-    return sorted(p.parent.name for p in root.glob("*/manifest.json")) if root.is_dir() else []
+    return sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}")) if root.is_dir() else []
 
 
-def _atomic_json(path: Path, value: object) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value))
-    os.replace(tmp, path)
+def _part_name(part: int) -> str:
+    return f"part-{part:05d}.safetensors"
+
+
+def _part_metadata(prompts: Sequence[str]) -> dict[str, str]:
+    """What a part's hash covers besides its tensor: the prompts of its rows, in order."""
+    return {"prompts": json.dumps(list(prompts))}
 
 
 @torch.inference_mode()
 def build_embedding_cache(dataset: str | Path, backbone_name: str, backbone, prompts: Sequence[str],
                           batch_size: int = 32, part_size: int = 1024,
                           dtype: torch.dtype = torch.float16) -> Path:
-    """Encode each unique prompt once and store the embeddings.
+    """Encode each unique prompt once and store the embeddings, with a content hash per part in the manifest.
+
+    The manifest is removed first and written last, so an interrupted build leaves no cache that looks complete.
 
     Args:
         dataset: the dataset folder.
@@ -59,27 +83,82 @@ def build_embedding_cache(dataset: str | Path, backbone_name: str, backbone, pro
     unique = list(dict.fromkeys(prompts))
     folder = cache_dir(dataset, backbone_name)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST).unlink(missing_ok=True)
+    hashes = {}
     for part, start in enumerate(range(0, len(unique), part_size)):
         chunk = unique[start:start + part_size]
         embeds = torch.cat([backbone.encode_prompt(chunk[i:i + batch_size])[0].embeds.to("cpu", dtype)
                             for i in range(0, len(chunk), batch_size)])  # (n, L, D)
-        tmp = folder / f"part-{part:05d}.safetensors.{os.getpid()}.tmp"
-        save_file({"embeds": embeds.contiguous()}, str(tmp))
-        os.replace(tmp, folder / f"part-{part:05d}.safetensors")
-    _atomic_json(folder / "manifest.json", {"prompts": unique, "part_size": part_size})
+        hashes[_part_name(part)] = content_hash({"embeds": embeds}, _part_metadata(chunk))
+        save_atomic(folder / _part_name(part), {"embeds": embeds}, {})
+    write_json_atomic(folder / MANIFEST, {"prompts": unique, "part_size": part_size, "sha256": hashes})
     return folder
 
 
+def _read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise EmbeddingCacheError(f"The prompt-embedding cache {folder} has no {MANIFEST} (missing or "
+                                  "interrupted while being built).")
+    try:
+        manifest = json.loads(path.read_text())
+        int(manifest["part_size"]), list(manifest["prompts"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise EmbeddingCacheError(f"{path} is corrupt: not a cache manifest with prompts and part_size.") from None
+    if not isinstance(manifest.get("sha256"), dict):
+        raise EmbeddingCacheError(f"The prompt-embedding cache {folder} predates content hashes and cannot be "
+                                  "verified; it must be rebuilt.")
+    return manifest
+
+
+def verify_cache(folder: Path, manifest: dict) -> None:
+    """Check every part of a cache: present, not truncated, its rows and content hash as the manifest says.
+
+    Raises:
+        EmbeddingCacheError: naming the first bad file.
+    """
+    prompts, size = manifest["prompts"], int(manifest["part_size"])
+    for part, start in enumerate(range(0, len(prompts), size)):
+        path, chunk = folder / _part_name(part), prompts[start:start + size]
+        check_length(path, "Prompt-embedding cache part", EmbeddingCacheError)
+        tensors = read_tensors(path)
+        if "embeds" not in tensors or len(tensors["embeds"]) != len(chunk):
+            raise EmbeddingCacheError(f"Prompt-embedding cache part {path} is corrupt: it does not hold "
+                                      f"{len(chunk)} rows of embeds.")
+        verify_hash(path, tensors, _part_metadata(chunk), manifest["sha256"].get(path.name),
+                    "Prompt-embedding cache part", EmbeddingCacheError)
+
+
+def usable_cache(folder: str | Path, prompts: Sequence[str]) -> EmbeddingCache | None:
+    """The cache in ``folder`` if it is intact and holds every prompt, else ``None`` (a damaged one is reported).
+
+    Callers rebuild the cache when this returns ``None``.
+    """
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        return None
+    try:
+        cache = EmbeddingCache(folder)
+    except EmbeddingCacheError as err:
+        warnings.warn(f"{err} Rebuilding it.", stacklevel=2)
+        return None
+    return None if cache.missing(prompts) else cache
+
+
 class EmbeddingCache:
-    """Read-only, memory-mapped lookups of cached prompt embeddings.
+    """Read-only, memory-mapped lookups of cached prompt embeddings; every part is verified when the cache opens.
 
     Args:
         folder: a cache folder written by :func:`build_embedding_cache`.
+
+    Raises:
+        EmbeddingCacheError: the cache is missing, truncated, corrupt or without hashes (names the file).
     """
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        manifest = json.loads((self.folder / "manifest.json").read_text())
+        manifest = _read_manifest(self.folder)
+        verify_cache(self.folder, manifest)
         self.part_size = int(manifest["part_size"])
         self.rows = {prompt: i for i, prompt in enumerate(manifest["prompts"])}
         self._handles: dict[int, object] = {}
@@ -96,7 +175,7 @@ class EmbeddingCache:
 
     def _handle(self, part: int):
         if part not in self._handles:
-            self._handles[part] = safe_open(str(self.folder / f"part-{part:05d}.safetensors"), framework="pt")
+            self._handles[part] = safe_open(str(self.folder / _part_name(part)), framework="pt")
         return self._handles[part]
 
     def get(self, prompt: str) -> torch.Tensor:

@@ -1,12 +1,13 @@
 """Prompt sources for NPD collection and evaluation: local files, Hugging Face ``datasets`` ids and named sets.
 
-NPNet's data (Zhou et al., 2024, arXiv 2411.09502; ``../shared/docs/npnet.md`` §2.1, §6.1) pairs Pick-a-Pic prompts
+NPNet's data (Zhou et al., 2024, arXiv 2411.09502; ``docs/npnet.md`` §2.1, §6.1) pairs Pick-a-Pic prompts
 with one seed each; evaluation uses Pick-a-Pic, DrawBench, HPDv2 and GenEval prompts. A source is resolved by
 :func:`load_prompts`:
 
 * a local ``.txt`` (one prompt a line), ``.csv``, ``.jsonl`` or ``.parquet`` file; tabular files take the prompt
   from ``column`` (or the first of :data:`PROMPT_COLUMNS` present) and an optional ``seed`` column;
-* ``shapes:<split>[:<count>]``: prompts of the embedded backbone's world (:mod:`goldennoise.shapes`), seeds 0…count-1;
+* ``shapes:<split>[:<count>]`` or ``shapes:<split>:<first>-<last>``: prompts of the embedded backbone's world
+  (:mod:`goldennoise.shapes`), scenes 0…count-1 or first…last, each with its scene index as seed;
 * a named set of :data:`NAMED_SETS` (``drawbench``, ``pickapic``, ``hpdv2``, ``geneval``, ``coco``): a file
   ``<name>.{txt,csv,jsonl,parquet}`` in ``$GOLDENNOISE_PROMPTS`` (default ``~/.cache/goldennoise/prompts``), else
   its Hugging Face dataset;
@@ -18,11 +19,17 @@ A malformed file raises :class:`PromptFileError` naming the file and line.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from goldennoise.checks import check_int
+from goldennoise.sampling.rng import SEED_MAX, check_seed
 
 PROMPT_COLUMNS = ("prompt", "caption", "text", "Prompt", "Caption", "sentence", "prompts")
 """Column names tried, in order, when a tabular source is given no ``column``."""
@@ -93,9 +100,9 @@ def _check_prompt(prompt: object, path: Path, line: int) -> str:
 
 def _seed(value: object, path: Path, line: int) -> int:
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise PromptFileError(f"{path}, line {line}: seed {value!r} is not an integer.") from None
+        return check_seed(int(value.strip()) if isinstance(value, str) else value)
+    except ValueError:
+        raise PromptFileError(f"{path}, line {line}: seed {value!r} is not an integer in 0…{SEED_MAX}.") from None
 
 
 def _finish(path: Path, prompts: list[str], seeds: list[int | None]) -> PromptList:
@@ -105,11 +112,12 @@ def _finish(path: Path, prompts: list[str], seeds: list[int | None]) -> PromptLi
         return PromptList(prompts)
     if any(s is None for s in seeds):
         raise PromptFileError(f"Prompt file {path} gives a seed for some prompts but not all.")
-    return PromptList(prompts, [int(s) for s in seeds])
+    return PromptList(prompts, seeds)
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+    """The file as UTF-8 text, without a leading byte-order mark (spreadsheet exports often write one)."""
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -117,8 +125,16 @@ def _read_text(path: Path) -> str:
         raise PromptFileError(f"{path}, line {line}: not UTF-8 text (byte {err.start}).") from None
 
 
+def _lines(text: str) -> list[str]:
+    r"""Lines ended by ``\n``, a trailing ``\r`` dropped.
+
+    Not ``str.splitlines``: it also breaks at form feed, NEL and U+2028, which a prompt or a JSON string may hold.
+    """
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _read_txt(path: Path, column: str | None) -> PromptList:
-    prompts = [line.strip() for line in _read_text(path).splitlines() if line.strip()]
+    prompts = [line.strip() for line in _lines(_read_text(path)) if line.strip()]
     return _finish(path, prompts, [None] * len(prompts))
 
 
@@ -135,7 +151,7 @@ def _pick_column(columns: list[str], column: str | None, path: Path) -> str:
 
 def _read_jsonl(path: Path, column: str | None) -> PromptList:
     prompts, seeds, key = [], [], column
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for number, line in enumerate(_lines(_read_text(path)), start=1):
         if not line.strip():
             continue
         try:
@@ -154,15 +170,27 @@ def _read_jsonl(path: Path, column: str | None) -> PromptList:
     return _finish(path, prompts, seeds)
 
 
+def _csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(first line number, row)`` of every CSV record; a quoted field may span lines, as the csv module reads it."""
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""), strict=True)
+    start = 1
+    try:
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise PromptFileError(f"{path}, line {start}: not valid CSV ({err}).") from None
+
+
 def _read_csv(path: Path, column: str | None) -> PromptList:
-    rows = csv.reader(_read_text(path).splitlines())
-    header = next(rows, None)
+    records = _csv_records(path)
+    _, header = next(records, (1, None))
     if header is None:
         raise PromptFileError(f"Prompt file {path} holds no prompts.")
     key = _pick_column(header, column, path)
     position, seed_at = header.index(key), header.index("seed") if "seed" in header else None
     prompts, seeds = [], []
-    for number, row in enumerate(rows, start=2):
+    for number, row in records:
         if not row:
             continue
         if len(row) != len(header):
@@ -186,7 +214,7 @@ def _read_parquet(path: Path, column: str | None) -> PromptList:
         raise PromptFileError(f"{path} is not a readable parquet file ({err}).") from None
     prompts = [_check_prompt(p, path, i + 1) for i, p in enumerate(table.column(key).to_pylist())]
     seeds = table.column("seed").to_pylist() if "seed" in names else [None] * len(prompts)
-    return _finish(path, prompts, seeds)
+    return _finish(path, prompts, [None if s is None else _seed(s, path, i + 1) for i, s in enumerate(seeds)])
 
 
 READERS = {".txt": _read_txt, ".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
@@ -210,11 +238,44 @@ def read_prompt_source_file(path: str | Path, column: str | None = None) -> Prom
     return READERS[path.suffix](path, column)
 
 
-def shapes_prompts(split: str = "train", count: int = 256) -> PromptList:
-    """Prompts of the shapes world's ``split`` for seeds ``0…count-1``, each paired with its scene seed."""
+SHAPES_PREFIX = "shapes:"
+"""Prompt sources ``shapes:<split>[:<count>]`` name prompts of the embedded backbone's world."""
+
+
+def parse_shapes_source(source: str) -> tuple[str, range]:
+    """``"shapes:<split>[:<count>]"`` or ``"shapes:<split>:<first>-<last>"`` → ``(split, scene indices)``.
+
+    The count (default 256) takes scenes ``0…count-1``; a range takes scenes ``first…last`` (inclusive), so a report
+    set can stay disjoint from the scenes a model was selected on.
+
+    Raises:
+        ValueError: the source has another form, an unknown split, or a count or range that is not positive integers.
+    """
+    from goldennoise.shapes import SPLITS
+
+    _, split, *rest = source.split(":")
+    if split not in SPLITS or len(rest) > 1:
+        raise ValueError(f"Prompt source {source!r} must read 'shapes:<split>[:<count>]' or "
+                         f"'shapes:<split>:<first>-<last>' with a split of {list(SPLITS)}.")
+    text = rest[0] if rest else "256"
+    first, dash, last = text.partition("-")
+    try:
+        bounds = (int(first), int(last)) if dash else (0, int(text) - 1)
+    except ValueError:
+        what = "range" if dash else "count"
+        raise ValueError(f"Prompt source {source!r}: the {what} {text!r} is not an integer.") from None
+    if not dash:
+        check_int(f"the count of prompt source {source!r}", bounds[1] + 1, minimum=1)
+    elif not 0 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"Prompt source {source!r}: the range {text!r} needs 0 <= first <= last.")
+    return split, range(bounds[0], bounds[1] + 1)
+
+
+def shapes_prompts(split: str = "train", scenes: Sequence[int] = range(256)) -> PromptList:
+    """Prompts of the shapes world's ``split`` for scene indices ``scenes``, each paired with its scene seed."""
     from goldennoise.shapes import sample_scenes, to_prompt
 
-    seeds = list(range(count))
+    seeds = list(scenes)
     return PromptList([to_prompt(scene.spec) for scene in sample_scenes(seeds, split)], seeds)
 
 
@@ -230,7 +291,7 @@ def load_hub_prompts(hub_id: str, column: str | None, split: str, config: str | 
             f"({type(err).__name__}); download it where the hub is reachable or pass a local prompt file.") from None
     key = _pick_column(list(data.column_names), column, Path(hub_id))
     prompts = [p.strip() for p in data[key] if isinstance(p, str) and p.strip()]
-    seeds = [int(s) for s in data["seed"]] if "seed" in data.column_names and len(prompts) == len(data) else None
+    seeds = [check_seed(s) for s in data["seed"]] if "seed" in data.column_names and len(prompts) == len(data) else None
     return PromptList(prompts, seeds)
 
 
@@ -259,9 +320,8 @@ def load_prompts(source: str | Path, column: str | None = None, split: str | Non
         limit: keep only the first ``limit`` prompts.
     """
     text = str(source)
-    if text.startswith("shapes:"):
-        _, split_name, *count = text.split(":")
-        return shapes_prompts(split_name, int(count[0]) if count else 256).head(limit)
+    if text.startswith(SHAPES_PREFIX):
+        return shapes_prompts(*parse_shapes_source(text)).head(limit)
     if Path(text).expanduser().suffix in READERS or Path(text).expanduser().exists():
         return read_prompt_source_file(Path(text).expanduser(), column).head(limit)
     if text in NAMED_SETS:

@@ -7,9 +7,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from goldennoise.checks import check_prompts
 from goldennoise.data.base import SplitDataModule
 from goldennoise.data.prompt_sources import load_prompts, read_prompt_source_file
-from goldennoise.sampling import parse_seeds
+from goldennoise.sampling import check_seed, parse_seeds
 
 
 def read_prompt_file(path: str | Path, column: str | None = None) -> list[str]:
@@ -36,10 +37,14 @@ class PromptSeedDataset(Dataset):
 
 
 class PromptSeedDataModule(SplitDataModule):
-    """Prompts × seeds, split deterministically into train and validation pairs.
+    """Prompts × seeds, split deterministically into train and validation pairs; test and predict take every pair.
+
+    ``fit`` and ``validate`` use the split; ``test`` and ``predict`` iterate over every (prompt, seed) pair in
+    prompt-major order (an evaluation or a generation of the whole prompt list, e.g. through
+    :class:`goldennoise.lit.NoiseMethodHarness`).
 
     Args:
-        prompts: the prompts, given inline.
+        prompts: the prompts, given inline (each with some text).
         prompt_file: or a prompt source (used when ``prompts`` is empty): a txt/csv/jsonl/parquet file, a named set,
             ``shapes:<split>[:<count>]`` or a Hugging Face dataset id (see
             :func:`~goldennoise.data.prompt_sources.load_prompts`).
@@ -65,9 +70,9 @@ class PromptSeedDataModule(SplitDataModule):
             raise ValueError("PromptSeedDataModule needs prompts or a prompt_file.")
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
-        self.prompts = list(prompts) if prompts else load_prompts(prompt_file).prompts
+        self.prompts = check_prompts("prompts", prompts) if prompts else load_prompts(prompt_file).prompts
         self.seeds = parse_seeds(seeds)
-        self.val_fraction, self.split_seed = val_fraction, split_seed
+        self.val_fraction, self.split_seed = val_fraction, check_seed(split_seed, "split_seed")
 
     def setup(self, stage: str | None = None) -> None:
         """Split the pairs: the same permutation for the same ``split_seed``, whatever the process."""
@@ -76,6 +81,7 @@ class PromptSeedDataModule(SplitDataModule):
         n_val = max(1, round(self.val_fraction * len(dataset))) if self.val_fraction > 0 else 0
         self.val_set = torch.utils.data.Subset(dataset, order[:n_val])
         self.train_set = torch.utils.data.Subset(dataset, order[n_val:])
+        self.test_set = dataset
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(PromptSeedDataset(self.prompts, self.seeds), shuffle=False)

@@ -1,6 +1,8 @@
-"""LightningModules: thin wiring of noise methods, backbones, samplers and metrics."""
+"""LightningModules (thin wiring of noise methods, backbones, samplers, metrics) and the evaluation harness callback."""
 
 from goldennoise.lit.frozen import FrozenBackboneModule
+from goldennoise.lit.harness import NoiseMethodHarness
+from goldennoise.lit.noise_method import NoiseMethodModule
 from goldennoise.lit.npnet import NPNetModule
 from goldennoise.lit.redenoise_regression import RedenoiseRegressionModule
 from goldennoise.lit.shapes_diffusion import ShapesDiffusionModule
@@ -9,6 +11,8 @@ from goldennoise.lit.shapes_vae import ShapesVAEModule
 __all__ = [
     "FrozenBackboneModule",
     "NPNetModule",
+    "NoiseMethodHarness",
+    "NoiseMethodModule",
     "RedenoiseRegressionModule",
     "ShapesDiffusionModule",
     "ShapesVAEModule",

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from goldennoise.checks import check_int
 from goldennoise.lit.frozen import FrozenBackboneModule
 from goldennoise.sampling import RedenoiseConvention, noise_for_seeds, redenoise_step
 
@@ -25,7 +26,7 @@ class RedenoiseRegressionModule(FrozenBackboneModule):
         backbone: built-in name, hub id or local folder of the frozen backbone.
         backbone_dtype: weight dtype of the backbone.
         image_size: image side in pixels; ``None`` uses the backbone's native size.
-        num_steps: DDIM steps N of the grid the re-denoise step uses (its first two timesteps).
+        num_steps: DDIM steps N (at least 2) of the grid the re-denoise step uses (its first two timesteps).
         denoise_guidance: ω_l, the guidance of the denoising move.
         inversion_guidance: ω_w, the guidance of the inversion move.
         convention: ``"official"`` or ``"textbook"`` inversion level (see :func:`goldennoise.sampling.redenoise_step`).
@@ -43,6 +44,7 @@ class RedenoiseRegressionModule(FrozenBackboneModule):
         convention: RedenoiseConvention = "official",
         lr: float = 1e-2,
     ) -> None:
+        check_int("num_steps", num_steps, minimum=2)  # before the backbone loads
         super().__init__(backbone, backbone_dtype)
         self.save_hyperparameters()
         self.latent_shape = self.backbone.latent_shape(image_size, image_size)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from goldennoise.backbones.saving import save_pipeline
 from goldennoise.backbones.shapes_parts import (
     build_text_encoder,
     build_unet,
@@ -39,6 +40,7 @@ from goldennoise.backbones.shapes_parts import (
 )
 from goldennoise.backbones.tiny import clip_tokenizer
 from goldennoise.lit.frozen import FrozenPartMixin
+from goldennoise.shipped import export_target
 
 
 class ShapesDiffusionModule(FrozenPartMixin, L.LightningModule):
@@ -60,8 +62,10 @@ class ShapesDiffusionModule(FrozenPartMixin, L.LightningModule):
         warmup_steps: linear learning-rate warm-up.
         beta_schedule: diffusers noise schedule name (``squaredcos_cap_v2``: the cosine schedule, for small latents).
         num_train_timesteps: diffusion steps.
-        export_dir: folder the pipeline is saved to at the end of ``fit``; ``None`` skips the export.
+        export_dir: folder the pipeline is saved to at the end of ``fit``; ``None`` skips the export. A folder
+            inside the installed package is refused (checked here, before training) unless ``overwrite_shipped``.
         export_dtype: weight dtype of the export (``float16`` halves the files; loading may upcast).
+        overwrite_shipped: let ``export_dir`` replace the weights shipped in the package.
     """
 
     frozen_attribute = "vae"  # the frozen stage-1 VAE stays in eval mode and out of checkpoints
@@ -71,8 +75,10 @@ class ShapesDiffusionModule(FrozenPartMixin, L.LightningModule):
                  text_heads: int = 4, max_length: int = 16, uncond_prob: float = 0.1, ema_decay: float = 0.999,
                  lr: float = 5e-4, weight_decay: float = 0.0, warmup_steps: int = 200,
                  beta_schedule: str = "squaredcos_cap_v2", num_train_timesteps: int = 1000,
-                 export_dir: str | None = None, export_dtype: str = "float16") -> None:
+                 export_dir: str | None = None, export_dtype: str = "float16", overwrite_shipped: bool = False) -> None:
         super().__init__()
+        if export_dir is not None:
+            export_target(export_dir, "export_dir", overwrite_shipped)
         self.save_hyperparameters()
         self.vae = load_vae(vae).eval().requires_grad_(False)
         self.tokenizer = clip_tokenizer(max_length=max_length)
@@ -151,11 +157,15 @@ class ShapesDiffusionModule(FrozenPartMixin, L.LightningModule):
     def on_train_end(self) -> None:
         if self.hparams.export_dir is None or not self.trainer.is_global_zero:
             return
-        self.export(self.hparams.export_dir, self.hparams.export_dtype)
+        self.export(self.hparams.export_dir, self.hparams.export_dtype, self.hparams.overwrite_shipped)
 
-    def export(self, folder: str | Path, dtype: str = "float16") -> None:
-        """Save :meth:`pipeline` with ``save_pretrained`` (safetensors), its weights cast to ``dtype`` on copies."""
+    def export(self, folder: str | Path, dtype: str = "float16", overwrite_shipped: bool = False) -> None:
+        """Save :meth:`pipeline` with :func:`save_pipeline`, its weights cast to ``dtype`` on copies.
+
+        The files hold ``dtype``; every component loads in float32 by default (``from_pretrained(folder)``), or in the
+        ``torch_dtype`` asked for. A ``folder`` inside the installed package is refused unless ``overwrite_shipped``.
+        """
         torch_dtype = {"float16": torch.float16, "float32": torch.float32}[dtype]
         parts = {"vae": self.vae, **self.ema.module}
         cast = {k: copy.deepcopy(v).to(torch_dtype) for k, v in parts.items()}
-        self.pipeline(cast).save_pretrained(Path(folder), safe_serialization=True)
+        save_pipeline(self.pipeline(cast), folder, overwrite_shipped)

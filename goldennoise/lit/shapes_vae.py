@@ -15,13 +15,12 @@ SD computes its 0.18215) is written into the config and the VAE is saved with ``
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import lightning as L
 import torch
 import torch.nn.functional as F
 
 from goldennoise.backbones.shapes_parts import build_vae
+from goldennoise.shipped import export_target
 
 
 class ShapesVAEModule(L.LightningModule):
@@ -37,14 +36,18 @@ class ShapesVAEModule(L.LightningModule):
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         scale_samples: training renders used to measure the latent scale at export.
-        export_dir: folder the trained VAE is saved to at the end of ``fit``; ``None`` skips the export.
+        export_dir: folder the trained VAE is saved to at the end of ``fit``; ``None`` skips the export. A folder
+            inside the installed package is refused (checked here, before training) unless ``overwrite_shipped``.
+        overwrite_shipped: let ``export_dir`` replace the weights shipped in the package.
     """
 
     def __init__(self, block_out_channels: tuple[int, ...] = (16, 32, 64), layers_per_block: int = 1,
                  latent_channels: int = 4, norm_num_groups: int = 8, size: int = 32, kl_weight: float = 1e-6,
-                 lr: float = 1e-3,
-                 weight_decay: float = 0.0, scale_samples: int = 1024, export_dir: str | None = None) -> None:
+                 lr: float = 1e-3, weight_decay: float = 0.0, scale_samples: int = 1024,
+                 export_dir: str | None = None, overwrite_shipped: bool = False) -> None:
         super().__init__()
+        if export_dir is not None:
+            export_target(export_dir, "export_dir", overwrite_shipped)
         self.save_hyperparameters()
         self.vae = build_vae(block_out_channels, layers_per_block, latent_channels, norm_num_groups, size)
 
@@ -84,5 +87,6 @@ class ShapesVAEModule(L.LightningModule):
     def on_train_end(self) -> None:
         if self.hparams.export_dir is None or not self.trainer.is_global_zero:
             return
+        folder = export_target(self.hparams.export_dir, "export_dir", self.hparams.overwrite_shipped)
         self.vae.register_to_config(scaling_factor=self.latent_scale())
-        self.vae.save_pretrained(Path(self.hparams.export_dir), safe_serialization=True)
+        self.vae.save_pretrained(folder, safe_serialization=True)

@@ -90,5 +90,5 @@ class AestheticScore(PromptImageMetric):
     needs_prompts = False
 
     def __init__(self, model: ScorerSource = None, scale: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(resolve_scorer(model, load_aesthetic), scale, **kwargs)
+        super().__init__(resolve_scorer(model, load_aesthetic, "aesthetic_scorer"), scale, **kwargs)
 

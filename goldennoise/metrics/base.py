@@ -19,7 +19,8 @@ from torchmetrics.utilities.data import dim_zero_cat
 from goldennoise.metrics.preprocess import check_images, check_prompts
 
 ScorerSource = str | nn.Module | Callable[[], nn.Module] | None
-"""A scorer argument: ``None`` (the real default weights), a hub id / URL / path, a built scorer, or a factory."""
+"""A scorer argument: ``None`` (the real default weights), a hub id / URL / path, ``"tiny"`` (random tiny weights),
+a built scorer, or a factory."""
 
 
 class _Handle:
@@ -109,10 +110,18 @@ class PromptImageMetric(Metric):
         return f"name={self.name!r}, scale={self.scale}, scorer={type(self.scorer).__name__}"
 
 
-def resolve_scorer(source: ScorerSource, load: Callable[[str | None], nn.Module]) -> nn.Module:
-    """A scorer from the model-or-factory argument: a built module, a factory's result, or ``load(source)``."""
+def resolve_scorer(source: ScorerSource, load: Callable[[str | None], nn.Module], tiny: str | None = None) -> nn.Module:
+    """A scorer from the model-or-factory argument: a built module, a factory's result, or ``load(source)``.
+
+    ``source="tiny"`` builds the random-weight scorer ``goldennoise.metrics.tiny.<tiny>()`` of the same architecture
+    (tests and smoke runs: real code path, meaningless values).
+    """
     if isinstance(source, nn.Module):
         return source
     if callable(source):
         return source()
+    if source == "tiny" and tiny is not None:
+        from goldennoise.metrics import tiny as tiny_scorers
+
+        return getattr(tiny_scorers, tiny)()
     return load(source)

@@ -58,7 +58,7 @@ class CLIPScore(PromptImageMetric):
     name = "clip_score"
 
     def __init__(self, model: ScorerSource = None, scale: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(resolve_scorer(model, load_clip_scorer), scale, **kwargs)
+        super().__init__(resolve_scorer(model, load_clip_scorer, "clip_scorer"), scale, **kwargs)
 
     def compute(self) -> torch.Tensor:
         """``max(mean score, 0)``, as torchmetrics."""

@@ -30,7 +30,7 @@ def hpsv2_score(images: torch.Tensor, prompts: str | Sequence[str], version: str
         model: as for :class:`HPSv2Score`.
         scale: multiply scores by this (100 gives the papers' tables).
     """
-    scorer = resolve_scorer(model, lambda source: load_hpsv2(version, source))
+    scorer = resolve_scorer(model, lambda source: load_hpsv2(version, source), "hpsv2_scorer")
     return scale * score_batch(scorer, images, prompts)
 
 
@@ -44,7 +44,7 @@ def pickscore(images: torch.Tensor, prompts: str | Sequence[str], model: ScorerS
         model: as for :class:`PickScore`.
         scale: multiply scores by this.
     """
-    return scale * score_batch(resolve_scorer(model, load_pickscore), images, prompts)
+    return scale * score_batch(resolve_scorer(model, load_pickscore, "pickscore_scorer"), images, prompts)
 
 
 def image_reward(images: torch.Tensor, prompts: str | Sequence[str], model: ScorerSource = None,
@@ -57,7 +57,7 @@ def image_reward(images: torch.Tensor, prompts: str | Sequence[str], model: Scor
         model: as for :class:`ImageReward`.
         scale: multiply rewards by this.
     """
-    return scale * score_batch(resolve_scorer(model, load_image_reward), images, prompts)
+    return scale * score_batch(resolve_scorer(model, load_image_reward, "image_reward_scorer"), images, prompts)
 
 
 def aesthetic_score(images: torch.Tensor, prompts: str | Sequence[str] | None = None, model: ScorerSource = None,
@@ -70,7 +70,8 @@ def aesthetic_score(images: torch.Tensor, prompts: str | Sequence[str] | None = 
         model: as for :class:`AestheticScore`.
         scale: multiply scores by this.
     """
-    return scale * score_batch(resolve_scorer(model, load_aesthetic), images, prompts, needs_prompts=False)
+    scorer = resolve_scorer(model, load_aesthetic, "aesthetic_scorer")
+    return scale * score_batch(scorer, images, prompts, needs_prompts=False)
 
 
 def clip_score(images: torch.Tensor, prompts: str | Sequence[str], model: ScorerSource = None,
@@ -83,4 +84,4 @@ def clip_score(images: torch.Tensor, prompts: str | Sequence[str], model: Scorer
         model: as for :class:`CLIPScore`.
         scale: multiply scores by this.
     """
-    return scale * score_batch(resolve_scorer(model, load_clip_scorer), images, prompts)
+    return scale * score_batch(resolve_scorer(model, load_clip_scorer, "clip_scorer"), images, prompts)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from transformers import CLIPModel, CLIPProcessor
 
-from goldennoise.metrics.loading import pretrained_error, shared
+from goldennoise.metrics.loading import load_pretrained, shared
 from goldennoise.metrics.preprocess import ImagePreprocess
 
 
@@ -73,14 +73,8 @@ def load_clip_backbone(model: str, processor: str | None = None) -> CLIPBackbone
     processor = processor or model
 
     def build() -> CLIPBackbone:
-        try:
-            clip = CLIPModel.from_pretrained(model)
-        except OSError as err:
-            raise pretrained_error(model, "CLIP model", err) from err
-        try:
-            proc = CLIPProcessor.from_pretrained(processor)
-        except OSError as err:
-            raise pretrained_error(processor, "CLIP processor", err) from err
+        clip = load_pretrained(CLIPModel.from_pretrained, model, "CLIP model")
+        proc = load_pretrained(CLIPProcessor.from_pretrained, processor, "CLIP processor", "preprocessor_config.json")
         return CLIPBackbone(clip, proc).eval().requires_grad_(False)
 
     return shared(("hf-clip", model, processor), build)

@@ -108,7 +108,8 @@ class HPSv2Score(PromptImageMetric):
     def __init__(self, version: str = "v2.1", model: ScorerSource = None, scale: float = 1.0, **kwargs: Any) -> None:
         if version not in FILES:
             raise ValueError(f"Unknown HPS version {version!r}; choose one of {sorted(FILES)}.")
-        super().__init__(resolve_scorer(model, lambda source: load_hpsv2(version, source)), scale, **kwargs)
+        scorer = resolve_scorer(model, lambda source: load_hpsv2(version, source), "hpsv2_scorer")
+        super().__init__(scorer, scale, **kwargs)
         self.version = version
         self.name = "hpsv2" if version == "v2.0" else "hpsv2.1"
 

@@ -32,7 +32,7 @@ from transformers import BertTokenizer, BlipTextConfig, BlipTextModel
 
 from goldennoise.metrics.aesthetic import AestheticMLP
 from goldennoise.metrics.base import PromptImageMetric, ScorerSource, freeze, resolve_scorer
-from goldennoise.metrics.loading import load_state_dict, pretrained_error, resolve_file, shared
+from goldennoise.metrics.loading import load_pretrained, load_state_dict, resolve_file, shared
 from goldennoise.metrics.preprocess import ImagePreprocess
 
 HUB_REPO = "THUDM/ImageReward"
@@ -148,10 +148,7 @@ class ImageRewardScorer(nn.Module):
 
 def blip_tokenizer(source: str | Path = TOKENIZER) -> BertTokenizer:
     """BLIP's tokenizer: a BERT WordPiece tokenizer (hub id or folder) plus ``[DEC]`` as bos and ``[ENC]``."""
-    try:
-        tokenizer = BertTokenizer.from_pretrained(str(source))
-    except OSError as err:
-        raise pretrained_error(str(source), "BERT tokenizer", err) from err
+    tokenizer = load_pretrained(BertTokenizer.from_pretrained, str(source), "BERT tokenizer", "vocab.txt")
     tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
     tokenizer.enc_token_id = tokenizer.convert_tokens_to_ids("[ENC]")
     return tokenizer
@@ -197,5 +194,5 @@ class ImageReward(PromptImageMetric):
     name = "image_reward"
 
     def __init__(self, model: ScorerSource = None, scale: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(resolve_scorer(model, load_image_reward), scale, **kwargs)
+        super().__init__(resolve_scorer(model, load_image_reward, "image_reward_scorer"), scale, **kwargs)
 

@@ -1,7 +1,10 @@
 """Paired comparisons of two noise sources on the same (prompt, seed) pairs: the mean difference and its CI.
 
 Two noises scored on the same prompts and seeds give paired scores; the per-pair differences keep the pairing, so
-their bootstrap CI is far tighter than comparing two independent means would be.
+their bootstrap CI is far tighter than comparing two independent means would be. Pairs that share a prompt are not
+independent (a prompt the backbone draws well helps every seed of it), so with ``groups`` the bootstrap resamples
+whole prompts — every pair of a drawn prompt — rather than single pairs (a cluster bootstrap); without it, the CI is
+too narrow whenever seeds per prompt > 1.
 """
 
 from __future__ import annotations
@@ -9,8 +12,22 @@ from __future__ import annotations
 import torch
 
 
-def paired_bootstrap_ci(diffs: torch.Tensor, resamples: int = 10_000, seed: int = 0,
-                        level: float = 0.95) -> tuple[float, float]:
+def _resampled_means(diffs: torch.Tensor, groups: torch.Tensor | None, resamples: int,
+                     gen: torch.Generator) -> torch.Tensor:
+    """Means of ``diffs`` (N,) over ``resamples`` bootstrap draws of pairs, or of whole groups (R,)."""
+    if groups is None:
+        idx = torch.randint(len(diffs), (resamples, len(diffs)), generator=gen)  # (R, N)
+        return diffs[idx].mean(dim=1)
+    _, cluster = torch.unique(groups, return_inverse=True)  # (N,) cluster index of each pair
+    count = int(cluster.max()) + 1
+    sums = torch.zeros(count, dtype=diffs.dtype).index_add_(0, cluster, diffs)  # (G,)
+    sizes = torch.zeros(count, dtype=diffs.dtype).index_add_(0, cluster, torch.ones_like(diffs))  # (G,)
+    idx = torch.randint(count, (resamples, count), generator=gen)  # (R, G)
+    return sums[idx].sum(dim=1) / sizes[idx].sum(dim=1)
+
+
+def paired_bootstrap_ci(diffs: torch.Tensor, resamples: int = 10_000, seed: int = 0, level: float = 0.95,
+                        groups: torch.Tensor | None = None) -> tuple[float, float]:
     """Percentile bootstrap CI of ``diffs.mean()``; each resample draws whole pairs, so the pairing is kept.
 
     Args:
@@ -18,24 +35,37 @@ def paired_bootstrap_ci(diffs: torch.Tensor, resamples: int = 10_000, seed: int 
         resamples: bootstrap resamples.
         seed: generator seed of the resampling.
         level: coverage of the interval.
+        groups: the cluster of each pair (N,), e.g. its prompt id: resample whole clusters (see the module
+            docstring); ``None`` resamples single pairs.
 
     Returns:
         ``(low, high)`` bounds of the mean difference.
     """
     if diffs.ndim != 1 or len(diffs) == 0:
         raise ValueError(f"paired_bootstrap_ci takes a non-empty 1-D tensor of differences, got {tuple(diffs.shape)}.")
+    if groups is not None and groups.shape != diffs.shape:
+        raise ValueError(f"groups must give one cluster per difference: {tuple(groups.shape)} vs {tuple(diffs.shape)}.")
     gen = torch.Generator().manual_seed(seed)
-    idx = torch.randint(len(diffs), (resamples, len(diffs)), generator=gen)  # (R, N)
-    means = diffs.double()[idx].mean(dim=1)  # (R,)
+    means = _resampled_means(diffs.double(), None if groups is None else groups.cpu(), resamples, gen)
     tail = (1 - level) / 2
     return means.quantile(tail).item(), means.quantile(1 - tail).item()
 
 
-def paired_summary(baseline: torch.Tensor, method: torch.Tensor, **bootstrap: object) -> dict[str, float | list]:
-    """Means of paired scores (N,) each, their mean difference, its bootstrap CI and the win/tie/loss shares."""
+def paired_summary(baseline: torch.Tensor, method: torch.Tensor, groups: torch.Tensor | None = None,
+                   **bootstrap: object) -> dict[str, float | list]:
+    """Means of paired scores (N,) each, their mean difference, its bootstrap CI and the win/tie/loss shares.
+
+    Args:
+        baseline: the baseline's per-pair scores (N,).
+        method: the method's per-pair scores (N,), same pairs in the same order.
+        groups: cluster of each pair (e.g. prompt id) for a bootstrap by prompt; see :func:`paired_bootstrap_ci`.
+        bootstrap: ``resamples``, ``seed``, ``level`` of :func:`paired_bootstrap_ci`.
+    """
     if baseline.shape != method.shape:
         raise ValueError(f"Paired scores need equal shapes, got {tuple(baseline.shape)} and {tuple(method.shape)}.")
     diffs = (method - baseline).double()
     return {"baseline": baseline.double().mean().item(), "method": method.double().mean().item(),
-            "delta": diffs.mean().item(), "delta_ci95": list(paired_bootstrap_ci(diffs, **bootstrap)),
-            "wins": (diffs > 0).double().mean().item(), "losses": (diffs < 0).double().mean().item()}
+            "delta": diffs.mean().item(), "delta_ci95": list(paired_bootstrap_ci(diffs, groups=groups, **bootstrap)),
+            "wins": (diffs > 0).double().mean().item(), "ties": (diffs == 0).double().mean().item(),
+            "losses": (diffs < 0).double().mean().item(), "pairs": len(diffs)}
+

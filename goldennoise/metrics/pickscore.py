@@ -60,5 +60,5 @@ class PickScore(PromptImageMetric):
     name = "pickscore"
 
     def __init__(self, model: ScorerSource = None, scale: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(resolve_scorer(model, load_pickscore), scale, **kwargs)
+        super().__init__(resolve_scorer(model, load_pickscore, "pickscore_scorer"), scale, **kwargs)
 

@@ -5,7 +5,7 @@ The reference pipelines resize the shorter side with bicubic interpolation, cent
 - HPSv2 (open_clip ``image_transform(..., is_train=False)``) does exactly this on tensors after ``ToTensor()``, and
   transformers' ``CLIPImageProcessor`` (PickScore, CLIPScore, AES here) does it with torchvision too: identical.
 - ImageReward and the LAION aesthetic predictor resize PIL images. torchvision's antialiased bicubic follows PIL's
-  filter; the two differ by rounding only (PIL works in uint8) — see ``tests/unit/test_metrics_preprocess.py``.
+  filter; the two differ by rounding only (PIL works in uint8) — see ``tests/unit/test_metrics_inputs.py``.
 
 Doing it on tensors keeps the gradient from the score to the images.
 """

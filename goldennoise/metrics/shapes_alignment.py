@@ -62,6 +62,11 @@ class ShapesAlignment(Metric):
         self.correct += scores["correct"].sum(dim=0)
         self.total += scores["total"].sum(dim=0)
 
+    def sample_scores(self, images: torch.Tensor, prompts: Sequence[str | PromptSpec]) -> dict[str, torch.Tensor]:
+        """Per-image ``alignment``, ``all_correct`` and ``count_correct`` (B,) of one batch; the state is untouched."""
+        scores = alignment_scores(images, prompts, self.settings)
+        return {key: scores[key].float().cpu() for key in ("alignment", "all_correct", "count_correct")}
+
     def per_sample(self) -> torch.Tensor:
         """Per-image alignment seen so far, in order (B_total,) — after ``compute()`` on DDP, those of this rank."""
         return dim_zero_cat(self.alignment) if self.alignment else torch.zeros(0, device=self.device)

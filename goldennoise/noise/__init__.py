@@ -20,7 +20,7 @@ Train with ``python -m goldennoise fit --config configs/npnet/sdxl.yaml`` (:clas
 and export with :func:`export_npnet` (official nested ``.pth`` or either flat safetensors layout).
 """
 
-from goldennoise.noise.base import NoiseMethod
+from goldennoise.noise.base import Compose, Gaussian, NoiseContext, NoiseMethod, SamplerSettings
 from goldennoise.noise.npnet import PRESETS, SMALL_SWIN, NPNet, NPNetConfig, SwinConfig
 from goldennoise.noise.npnet_checkpoint import (
     config_from_state,
@@ -30,10 +30,20 @@ from goldennoise.noise.npnet_checkpoint import (
     read_npnet_state,
     save_npnet_state,
 )
-from goldennoise.noise.plugin import NPNetPlugin, encode_for_npnet
+from goldennoise.noise.plugin import NPNetNetworkNoise, NPNetNoise, NPNetPlugin, encode_for_npnet
+from goldennoise.noise.redenoise import Redenoise
+from goldennoise.noise.selection import BestOfN
 
 __all__ = [
     "PRESETS",
+    "BestOfN",
+    "Compose",
+    "Gaussian",
+    "NPNetNetworkNoise",
+    "NPNetNoise",
+    "NoiseContext",
+    "Redenoise",
+    "SamplerSettings",
     "SMALL_SWIN",
     "NPNet",
     "NPNetConfig",

@@ -1,6 +1,6 @@
 r"""NPNet, the noise prompt network of *Golden Noise for Diffusion Models* (Zhou et al., arXiv 2411.09502).
 
-The forward pass follows npnet.md §1.1 (the official code's form of the paper's Eq. for :math:`x'_{pred}`):
+The forward pass follows docs/npnet.md §1.1 (the official code's form of the paper's Eq. for :math:`x'_{pred}`):
 
 .. math::
 
@@ -11,8 +11,8 @@ with learnable scalars α = β = 0 at initialisation, so an untrained NPNet equa
 official names (``unet_svd``, ``unet_embedding`` with ``swin`` / ``downconv`` / ``upconv``, ``alpha``, ``beta``)
 so the official checkpoints load strictly; the text path is ``text_embedding`` in memory and ``embeeding`` (sic)
 in the official file (mapped by :mod:`goldennoise.noise.npnet_checkpoint`). The quirks that matter for parity are
-kept on purpose: legacy ``nearest`` resizes, the resize of Swin's NHWC features as if they were NCHW (§1.4), no
-ImageNet normalisation before Swin, the unused ``unet_svd.bn`` and Swin ``head.fc`` (§4.2).
+kept on purpose (docs/npnet.md §4.2): legacy ``nearest`` resizes, the resize of Swin's NHWC features as if they
+were NCHW (§1.4), no ImageNet normalisation before Swin, the unused ``unet_svd.bn`` and Swin ``head.fc``.
 
 Everything is parameterised by the latent (channels, size) and text (length, width): :data:`PRESETS` gives the
 official SDXL / DreamShaper-XL / Hunyuan-DiT dimensions and the small ``shapes`` configuration.
@@ -28,8 +28,6 @@ import torch
 import torch.nn.functional as F
 from timm.models.swin_transformer import SwinTransformer
 from torch import nn
-
-from goldennoise.noise.base import NoiseMethod
 
 
 @dataclass
@@ -75,7 +73,8 @@ class NPNetConfig:
         latent_channels: latent channels C; must be a square (2×2 tiling of 4 channels in the SVD branch).
         latent_size: latent side S (128 for 1024 px SDXL).
         svd_attention: the attention SVD variant of the released inference code; ``False`` is
-            ``SVDNoiseUnet_wo_attention`` of the official SDXL training script (same keys, other forward, §1.3).
+            ``SVDNoiseUnet_wo_attention`` of the official SDXL training script (same keys, other forward;
+            docs/npnet.md §1.3).
         svd_heads: attention heads over the singular components.
         svd_hidden: hidden width of ``mlp1`` / ``mlp2`` (64 officially).
         svd_mlp4_hidden: hidden width of ``mlp4`` (1024 officially).
@@ -114,7 +113,7 @@ PRESETS: dict[str, NPNetConfig] = {
     "hunyuan_dit": NPNetConfig(text_dim=1024),
     "shapes": NPNetConfig(text_dim=64, text_len=16, latent_size=8, svd_mlp4_hidden=64, swin=SMALL_SWIN),
 }
-"""Official dimensions (npnet.md §1.5) and the embedded ``shapes`` backbone (4×8×8 latents, 16×64 CLIP tokens)."""
+"""Official dimensions (docs/npnet.md §1.5) and the embedded ``shapes`` backbone (4×8×8 latents, 16×64 tokens)."""
 
 
 def _mlp(dim_in: int, hidden: int, dim_out: int) -> nn.Sequential:
@@ -147,7 +146,7 @@ class TokenAttention(nn.Module):
 
 
 def tile_channels(x: torch.Tensor) -> torch.Tensor:
-    """(B, g², S, S) → (B, gS, gS): channel ``k = g·a + c`` becomes block row ``a``, block column ``c`` (§1.3)."""
+    """(B, g², S, S) → (B, gS, gS): channel ``k = g·a + c`` to block row ``a``, column ``c`` (docs/npnet.md §1.3)."""
     b, c, s, _ = x.shape
     g = math.isqrt(c)
     return x.reshape(b, g, g, s, s).permute(0, 1, 3, 2, 4).reshape(b, g * s, g * s)
@@ -162,7 +161,7 @@ def untile_channels(m: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 class SVDBranch(nn.Module):
-    """``unet_svd`` (official ``SVDNoiseUnet``): predict new singular values of the tiled noise (npnet.md §1.3).
+    """``unet_svd`` (official ``SVDNoiseUnet``): predict new singular values of the tiled noise (docs/npnet.md §1.3).
 
     Runs in fp32 with autocast disabled: there is no half-precision SVD kernel, and its round-off feeds the output.
 
@@ -203,7 +202,7 @@ class SVDBranch(nn.Module):
 
 
 class SwinResidualBranch(nn.Module):
-    """``unet_embedding`` (official ``NoiseTransformer``): Swin features resized back to the latent (§1.4).
+    """``unet_embedding`` (official ``NoiseTransformer``): Swin features resized to the latent (docs/npnet.md §1.4).
 
     ``nearest``-resize to the Swin input side, 1×1 ``downconv`` to 3 channels (no ImageNet normalisation), Swin
     ``forward_features`` (NHWC ``(B, G, G, F)`` on timm ≥ 0.9), then a ``nearest`` resize of that NHWC tensor *as
@@ -234,7 +233,7 @@ class SwinResidualBranch(nn.Module):
 
 
 class TextAdaGroupNorm(nn.Module):
-    """The text path (official ``embeeding``, diffusers ``AdaGroupNorm`` with 1 group, no activation; §1.2).
+    """The text path (official ``embeeding``; diffusers ``AdaGroupNorm``, 1 group, no activation; docs/npnet.md §1.2).
 
     ``e = GN(x) · (1 + scale) + shift`` with ``[scale, shift] = linear(flatten(c))`` per sample and channel; the
     group norm has one group, no affine and eps 1e-6.
@@ -256,8 +255,8 @@ class TextAdaGroupNorm(nn.Module):
         return F.group_norm(x, 1, eps=self.eps) * (1 + scale) + shift
 
 
-class NPNet(NoiseMethod):
-    """The noise prompt network: ``golden = SVD(x) + (2σ(α) − 1)·e + β·Swin(x + e)`` (npnet.md §1.1).
+class NPNet(nn.Module):
+    """The noise prompt network: ``golden = SVD(x) + (2σ(α) − 1)·e + β·Swin(x + e)`` (docs/npnet.md §1.1).
 
     Args:
         config: dimensions (default: the official SDXL network); see :data:`PRESETS`.

@@ -1,6 +1,6 @@
 """NPNet checkpoints in and out: the official nested ``.pth``, both flat safetensors layouts, Lightning checkpoints.
 
-Formats (npnet.md §1.6):
+Formats (docs/npnet.md §1.6):
 
 | format | content |
 |---|---|
@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from goldennoise.errors import MissingWeightsError
+from goldennoise import hub
+from goldennoise.errors import CheckpointError, MissingWeightsError
 from goldennoise.noise.npnet import PRESETS, NPNet, NPNetConfig, SwinConfig
+from goldennoise.shipped import export_target
+from goldennoise.tensor_files import read_tensor_file
 
 OFFICIAL_TEXT_KEY = "embeeding"
 """The official checkpoint's (misspelled) key of the AdaGroupNorm text path; required for compatibility."""
@@ -33,6 +36,9 @@ BRANCHES = ("unet_svd", "unet_embedding", TEXT_KEY)
 SCALARS = ("alpha", "beta")
 LIGHTNING_PREFIXES = ("net.", "model.", "_orig_mod.")
 """Prefixes stripped when a state dict comes from a LightningModule or ``torch.compile``."""
+SHAPE_KEYS = ("unet_embedding.upconv.weight", "unet_svd.mlp1.0.weight", "unet_svd.mlp4.0.weight",
+              f"{TEXT_KEY}.linear.weight")
+"""Keys whose shapes give the network's dimensions (:func:`config_from_state`); every NPNet checkpoint has them."""
 
 BUILTIN_WEIGHTS = {"shapes": Path(__file__).parent / "weights" / "npnet_shapes.safetensors"}
 """NPNet weights shipped with the package, by name (their network is ``PRESETS[name]``): ``load_npnet("shapes")`` is
@@ -95,18 +101,47 @@ def read_npnet_state(path: str | Path) -> StateDict:
 
     Raises:
         MissingWeightsError: the file does not exist.
+        CheckpointError: the file is unreadable (truncated, corrupt) or holds no NPNet; the message names it.
     """
     path = BUILTIN_WEIGHTS.get(str(path)) or Path(path).expanduser()
     if not path.is_file():
         raise _missing(path)
-    if path.suffix == ".safetensors":
-        return normalize_flat(load_file(str(path)))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    if "state_dict" in obj:  # Lightning checkpoint
-        return normalize_flat(obj["state_dict"])
-    if OFFICIAL_TEXT_KEY in obj and isinstance(obj[OFFICIAL_TEXT_KEY], dict):
-        return flatten_official(obj)
-    return normalize_flat(obj)
+    content = read_tensor_file(path)
+    if not isinstance(content, dict):
+        raise CheckpointError(f"'{path}' holds a {type(content).__name__}, not an NPNet state dict.")
+    if "state_dict" in content:  # Lightning checkpoint
+        state = normalize_flat(content["state_dict"])
+    elif isinstance(content.get(OFFICIAL_TEXT_KEY), dict):
+        try:
+            state = flatten_official(content)
+        except KeyError as err:
+            raise CheckpointError(f"'{path}': {err.args[0]}") from err
+    else:
+        state = normalize_flat(content)
+    missing = [key for key in (*SHAPE_KEYS, *SCALARS) if key not in state]
+    if missing:
+        raise CheckpointError(f"'{path}' holds no NPNet weights: {missing} are missing (its first keys: "
+                              f"{sorted(state)[:3]}).")
+    return state
+
+
+def load_npnet_state(net: NPNet, path: str | Path) -> NPNet:
+    """Load a checkpoint (any format :func:`read_npnet_state` reads) into ``net`` strictly.
+
+    Raises:
+        CheckpointError: besides :func:`read_npnet_state`'s errors, the weights do not fit ``net``'s dimensions.
+    """
+    return _load_strict(net, read_npnet_state(path), path)
+
+
+def _load_strict(net: NPNet, state: StateDict, path: str | Path) -> NPNet:
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:  # torch lists every missing, unexpected or mis-shaped key, one per line
+        details = [line.strip() for line in str(err).splitlines()[1:] if line.strip()] or [str(err)]
+        raise CheckpointError(f"The weights in '{path}' do not fit this NPNet ({details[0][:200]}); check the "
+                              "network's dimensions against the checkpoint's.") from err
+    return net
 
 
 def to_safetensors_layout(state: StateDict, layout: SafetensorsLayout = "embeeding") -> StateDict:
@@ -116,9 +151,13 @@ def to_safetensors_layout(state: StateDict, layout: SafetensorsLayout = "embeedi
             for k, v in normalize_flat(state).items()}
 
 
-def save_npnet_state(state: StateDict, path: str | Path, layout: SafetensorsLayout = "embeeding") -> Path:
-    """Write a state dict as an official nested ``.pth`` or, for a ``.safetensors`` path, flat in ``layout``."""
-    path = Path(path)
+def save_npnet_state(state: StateDict, path: str | Path, layout: SafetensorsLayout = "embeeding",
+                     overwrite_shipped: bool = False) -> Path:
+    """Write a state dict as an official nested ``.pth`` or, for a ``.safetensors`` path, flat in ``layout``.
+
+    A ``path`` inside the installed package (where the shipped NPNet lives) is refused unless ``overwrite_shipped``.
+    """
+    path = export_target(path, "path", overwrite_shipped)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = normalize_flat(state)
     if path.suffix == ".safetensors":
@@ -160,16 +199,15 @@ def load_npnet(path: str | Path, config: NPNetConfig | None = None, **config_kwa
     state = read_npnet_state(path)
     builtin = PRESETS[str(path)] if str(path) in BUILTIN_WEIGHTS else None
     config = config or builtin or config_from_state(state, **config_kwargs)
-    net = NPNet(config)
-    net.load_state_dict(state, strict=True)
-    return net.eval()
+    return _load_strict(NPNet(config), state, path).eval()
 
 
 def export_npnet(source: NPNet | StateDict | str | Path, path: str | Path,
-                 layout: SafetensorsLayout = "embeeding") -> Path:
+                 layout: SafetensorsLayout = "embeeding", overwrite_shipped: bool = False) -> Path:
     """Export a network, a state dict or any readable checkpoint (e.g. a Lightning ``.ckpt``) to ``path``.
 
-    ``.safetensors`` paths get the flat ``layout``; anything else the official nested ``.pth``.
+    ``.safetensors`` paths get the flat ``layout``; anything else the official nested ``.pth``. A ``path`` inside the
+    installed package is refused unless ``overwrite_shipped``.
     """
     if isinstance(source, (str, Path)):
         state = read_npnet_state(source)
@@ -177,7 +215,7 @@ def export_npnet(source: NPNet | StateDict | str | Path, path: str | Path,
         state = source.state_dict()
     else:
         state = source
-    return save_npnet_state(state, path, layout)
+    return save_npnet_state(state, path, layout, overwrite_shipped)
 
 
 IMAGENET_SWIN = "swin_tiny_patch4_window7_224.ms_in1k"
@@ -185,7 +223,7 @@ IMAGENET_SWIN = "swin_tiny_patch4_window7_224.ms_in1k"
 
 
 def init_swin_from_imagenet(net: NPNet, weights: str | Path | None = None) -> NPNet:
-    """Load ImageNet-1k Swin-T weights into ``net.unet_embedding.swin`` (the official training init, §1.4).
+    """Load ImageNet-1k Swin-T weights into ``net.unet_embedding.swin`` (official training init, docs/npnet.md §1.4).
 
     Only for training from scratch: a loaded NPNet checkpoint already holds its Swin. Offline without a cached copy
     this raises a :class:`MissingWeightsError`; train from a random Swin instead (``swin_init="random"`` of
@@ -204,6 +242,9 @@ def init_swin_from_imagenet(net: NPNet, weights: str | Path | None = None) -> NP
     overlay = {"pretrained_cfg_overlay": {"file": str(weights)}} if weights is not None else {}
     if weights is not None and not Path(weights).is_file():
         raise MissingWeightsError(f"No Swin-T weights at '{weights}'; pass a timm checkpoint of {IMAGENET_SWIN}.")
+    if weights is None:
+        hub.probe(f"timm/{IMAGENET_SWIN}", "model.safetensors", f"The ImageNet Swin-T '{IMAGENET_SWIN}'",
+                  "train with swin_init='random' or pass a local file")
     try:
         reference = timm.create_model(IMAGENET_SWIN, pretrained=True, **overlay)
     except Exception as err:  # offline hub, no cache, network failures: all mean "not available here"

@@ -11,12 +11,14 @@ from goldennoise.sampling.ddim import (
     redenoise_step,
     sample_ddim,
 )
-from goldennoise.sampling.rng import noise_for_seeds, parse_seeds
+from goldennoise.sampling.rng import SEED_MAX, check_seed, noise_for_seeds, parse_seeds
 
 __all__ = [
     "DDIMSchedule",
     "Denoiser",
     "RedenoiseConvention",
+    "SEED_MAX",
+    "check_seed",
     "ddim_inversion_step",
     "ddim_move",
     "ddim_step",

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import torch
 import torch.utils.checkpoint
 
+from goldennoise.checks import check_int, check_tensor
+
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``denoiser(x, t) -> ε``: ``x`` of shape (B, C, h, w), ``t`` a 0-d integer tensor; returns ε of ``x``'s shape."""
 
@@ -144,7 +146,12 @@ def sample_ddim(
 
     Returns:
         The clean latents x_0 of shape (B, C, h, w), or ``(x_0, trajectory)``.
+
+    Raises:
+        TypeError: ``noise`` is not a floating-point tensor.
+        ValueError: ``noise`` holds NaN or infinite values.
     """
+    check_tensor("noise", noise)
     return _run_loop(ddim_step, denoiser, noise, schedule.timesteps, schedule, callback, return_trajectory, checkpoint)
 
 
@@ -159,8 +166,9 @@ def invert_ddim(
     """Textbook DDIM inversion: walk the sampler's levels in reverse, from clean ``latents`` up to x_T.
 
     Each step is :func:`ddim_inversion_step`; the levels visited are exactly those of :func:`sample_ddim` on the
-    same schedule, so sampling the result retraces them. Arguments and returns mirror :func:`sample_ddim`.
+    same schedule, so sampling the result retraces them. Arguments, returns and checks mirror :func:`sample_ddim`.
     """
+    check_tensor("latents", latents)
     timesteps = schedule.timesteps.flip(0)  # ascending: from the least noisy level up to x_T
     return _run_loop(
         ddim_inversion_step, denoiser, latents, timesteps, schedule, callback, return_trajectory, checkpoint
@@ -198,7 +206,13 @@ def redenoise_step(
 
     Returns:
         The golden noise x'_T, shape (B, C, h, w).
+
+    Raises:
+        TypeError: ``noise`` is not a floating-point tensor.
+        ValueError: ``noise`` holds NaN or infinite values, ``repeats`` < 1, or the schedule is too short.
     """
+    check_tensor("noise", noise)
+    check_int("repeats", repeats, minimum=1)
     if len(schedule.timesteps) < 2:
         raise ValueError("redenoise_step needs a schedule with at least two timesteps.")
     if convention not in ("official", "textbook"):

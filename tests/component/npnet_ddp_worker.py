@@ -1,7 +1,8 @@
 """Run by ``test_npnet_ddp.py``: a 1-process fit on global batch 2b, then a 2-process DDP (gloo) fit on batch b.
 
 Usage: ``python npnet_ddp_worker.py OUT_DIR STEPS B``. Lightning's DDP launcher re-runs this script for rank 1 with
-``LOCAL_RANK`` set; that process skips the 1-process fit. Each run saves its NPNet weights and per-step losses.
+``LOCAL_RANK`` set; that process skips the 1-process fit. Each run saves its NPNet weights before and after the fit,
+the names of its trained parameters and its per-step losses.
 """
 
 import os
@@ -30,6 +31,7 @@ def run(out: Path, devices: int, batch_size: int, steps: int) -> None:
     """Fit ``steps`` steps on ``devices`` CPU processes; DistributedSampler shards are contiguous global batches."""
     L.seed_everything(0)
     module = NPNetModule(net=SMALL, swin_init="random", lr=1e-3)
+    initial = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
     recorder = LossRecorder()
     strategy = DDPStrategy(process_group_backend="gloo") if devices > 1 else "auto"
     trainer = L.Trainer(accelerator="cpu", devices=devices, strategy=strategy, max_steps=steps, limit_val_batches=0,
@@ -38,7 +40,9 @@ def run(out: Path, devices: int, batch_size: int, steps: int) -> None:
                         enable_model_summary=False, callbacks=[recorder])
     trainer.fit(module, SyntheticPairDataModule(size=steps * batch_size * devices, batch_size=batch_size))
     state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
-    torch.save({"state": state, "losses": recorder.losses}, out / f"{devices}proc_rank{trainer.global_rank}.pt")
+    trained = [name for name, parameter in module.net.named_parameters() if parameter.requires_grad]
+    torch.save({"initial": initial, "state": state, "trained": trained, "losses": recorder.losses},
+               out / f"{devices}proc_rank{trainer.global_rank}.pt")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,32 @@
-"""NPD collection on tiny backbones: the stored target is a hand-computed re-denoise step (both conventions)."""
+"""NPD collection on tiny backbones: the stored target is a hand-computed re-denoise step (both conventions); a rerun
+re-collects a damaged shard and rebuilds a damaged embedding cache; a failed run does not block the corrected one."""
 
 import importlib
+import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from goldennoise.collection import CollectConfig, ScorerSpec, collect, unet_evals_per_pair
+from goldennoise.collection import CollectConfig, ScorerSpec, build_items, collect, config_hash, unet_evals_per_pair
 from goldennoise.data.npd import NoisePairDataModule
-from goldennoise.data.npd_store import iter_shards, load_shard_tensors
+from goldennoise.data.npd_embeddings import EmbeddingCache, cache_dir
+from goldennoise.data.npd_store import (
+    iter_shards,
+    load_shard_tensors,
+    read_manifest,
+    read_shard,
+    shard_path,
+    write_manifest,
+)
 from goldennoise.sampling import noise_for_seeds
 
-# npnet.md §2.2 table, N = 10: official 701 → 801 (a 0.668, b 0.342); textbook 801 → 901 (a 0.619, b 0.385)
+# docs/npnet.md §2.2 table, N = 10: official 701 → 801 (a 0.668, b 0.342); textbook 801 → 901 (a 0.619, b 0.385)
 LEVELS = {"official": (701, 801, 0.668, 0.342), "textbook": (801, 901, 0.619, 0.385)}
 
 
 def hand_redenoise(backbone, prompts, seeds, convention, w_l=5.5, w_w=1.0, size=16, num_steps=10):
-    """x'_T = a·x_{t1} + b·ε̂^{ω_w}(x_{t1}, t0), every term spelled out (npnet.md §2.2 step 2)."""
+    """x'_T = a·x_{t1} + b·ε̂^{ω_w}(x_{t1}, t0), every term spelled out (docs/npnet.md §2.2 step 2)."""
     ab = backbone.alphas_cumprod.double()
     timesteps = backbone.ddim_schedule(num_steps).timesteps
     t0, t1, step = int(timesteps[0]), int(timesteps[1]), len(ab) // num_steps
@@ -79,7 +90,7 @@ def test_datamodule_reads_a_collection_with_each_prompts_own_embedding(tiny_sd, 
 
 
 def test_conventions_give_different_targets(tiny_sd):
-    assert tiny_sd.ddim_schedule(10).timesteps[:2].tolist() == [901, 801]  # so the table of npnet.md is checked
+    assert tiny_sd.ddim_schedule(10).timesteps[:2].tolist() == [901, 801]  # so the table of docs/npnet.md is checked
     _, official = hand_redenoise(tiny_sd, ["a red fox"], [3], "official")
     _, textbook = hand_redenoise(tiny_sd, ["a red fox"], [3], "textbook")
     assert not torch.allclose(official, textbook, atol=1e-3)
@@ -103,3 +114,50 @@ def test_shapes_collection_scores_alignment_and_stores_the_redenoise_target(tmp_
     x, expected = hand_redenoise(shapes, prompts, [0, 1, 2, 3], "official", size=32)
     torch.testing.assert_close(tensors["target"], expected, atol=1e-4, rtol=1e-4)
     assert all(0 <= v <= 1 for r in shard.records for v in r["scores"]["shapes_alignment"])
+
+
+def flip_noise_bytes(path, count=16):
+    """Invert ``count`` bytes inside the shard's ``noise`` data; the file stays a readable safetensors file."""
+    data = bytearray(path.read_bytes())
+    header_len = int.from_bytes(data[:8], "little")
+    start, end = json.loads(data[8:8 + header_len])["noise"]["data_offsets"]
+    middle = 8 + header_len + (start + end) // 2
+    data[middle:middle + count] = bytes(255 - b for b in data[middle:middle + count])
+    path.write_bytes(bytes(data))
+
+
+def test_rerun_recollects_a_changed_shard_and_rebuilds_a_damaged_cache(tiny_npd):
+    config = tiny_npd(seeds="0-2")  # 6 pairs in shards of 4 and 2
+    first, second = shard_path(config.output_dir, 0), shard_path(config.output_dir, 1)
+    tensors, records, untouched = load_shard_tensors(first), read_shard(first).records, second.stat().st_mtime_ns
+    tensors = {k: v.clone() for k, v in tensors.items()}  # not views of the file's memory map
+    cache = cache_dir(config.output_dir, "tiny-sd")
+    embeds = EmbeddingCache(cache).get("a red fox")
+    flip_noise_bytes(first)
+    part = cache / "part-00000.safetensors"
+    part.write_bytes(part.read_bytes()[:-10])
+    with pytest.warns(UserWarning) as record:
+        summary = collect(config)
+    messages = [str(w.message) for w in record]
+    assert any("shard-000000.safetensors is corrupt" in m and "produced again" in m for m in messages), messages
+    assert any("part-00000.safetensors is truncated" in m and "Rebuilding it" in m for m in messages), messages
+    assert summary["collected_this_run"] == 4 and summary["count"] == 6
+    recollected = load_shard_tensors(first)
+    assert all(torch.equal(recollected[k], tensors[k]) for k in tensors) and read_shard(first).records == records
+    assert second.stat().st_mtime_ns == untouched  # the intact shard was not rewritten
+    assert torch.equal(EmbeddingCache(cache).get("a red fox"), embeds)
+
+
+def test_a_failed_collection_does_not_refuse_the_corrected_rerun(tmp_path, monkeypatch):
+    module = importlib.import_module("goldennoise.collection.collect")
+    monkeypatch.setattr(module, "sample_ddim", lambda denoiser, noise, schedule: noise)  # images unused here
+    settings = {"output_dir": str(tmp_path / "npd"), "prompts": ["a red fox"], "seeds": "0-1", "num_steps": 2,
+                "image_size": 16, "batch_size": 2, "shard_size": 2, "scorers": [ScorerSpec("hpsv2", model="tiny")],
+                "progress": False, "accelerator": "cpu", "cache_embeddings": False}
+    with pytest.raises(FileNotFoundError, match="no-such-backbone"):
+        collect(CollectConfig(backbone="no-such-backbone", **settings))
+    assert not Path(settings["output_dir"]).exists()  # it failed before writing anything
+    write_manifest(settings["output_dir"], "0123456789abcdef", 2, {"shard_size": 2})  # a run that failed later
+    config = CollectConfig(backbone="tiny-sd", **settings)
+    assert collect(config)["count"] == 2
+    assert read_manifest(config.output_dir)["config_hash"] == config_hash(config, build_items(config))

@@ -1,12 +1,9 @@
-"""NPNetModule: learns from NPD-style batches, bf16-mixed with an fp32 SVD, checkpoints, generation check."""
-
-from dataclasses import replace
+"""NPNetModule: learns from NPD batches, bf16-mixed with an fp32 SVD, checkpoints, its noise method, the harness."""
 
 import lightning as L
 import pytest
 import torch
 from npnet_synthetic import SMALL, SyntheticPairDataModule, SyntheticPairs
-from torchmetrics import Metric
 
 from goldennoise.lit.npnet import NPNetModule
 from goldennoise.noise import export_npnet, load_npnet
@@ -76,43 +73,45 @@ def test_shared_prompt_batches_are_refused():
         module.training_step(batch, 0)
 
 
-class MeanBrightness(Metric):
-    """A weightless stand-in metric: mean pixel value (the real scorers are injected the same way)."""
-
-    name = "brightness"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0), dist_reduce_fx="sum")
-
-    def update(self, images: torch.Tensor, prompts: list[str]) -> None:
-        self.total += images.mean(dim=(1, 2, 3)).sum()
-        self.count += images.shape[0]
-
-    def compute(self) -> torch.Tensor:
-        return self.total / self.count
+def test_noise_method_is_the_live_network():
+    module = NPNetModule(net=SMALL, swin_init="random")
+    method = module.noise_method()
+    assert method.plugin.net is module.net  # shared, not copied: an evaluation sees the current weights
+    batch = torch.utils.data.default_collate([SyntheticPairs(2)[i] for i in range(2)])
+    before = method.plugin(batch["noise"], batch["prompt_embeds"])
+    with torch.no_grad():
+        module.net.beta.fill_(0.5)
+    assert not torch.equal(method.plugin(batch["noise"], batch["prompt_embeds"]), before)
+    assert "state_dict" not in vars(module) and all(k.startswith("net.") for k in module.state_dict())
 
 
-def test_generation_check_logs_metrics_grid_and_keeps_backbone_out(tmp_path):
+def test_harness_callback_logs_scores_and_grid_and_stays_out_of_checkpoints(tmp_path):
     from lightning.pytorch.loggers import MLFlowLogger
 
-    config = replace(SMALL, text_dim=32, text_len=77, latent_size=32)  # tiny-sd: 4×32×32 latents, 77×32 tokens
+    from goldennoise.lit import NoiseMethodHarness
+    from goldennoise.metrics import ShapesAlignment
+
     L.seed_everything(0)
-    module = NPNetModule(net=config, swin_init="random", backbone="tiny-sd", metrics=[MeanBrightness()],
-                         generation_prompts=["a red circle", "a blue square"], generation_steps=2,
-                         guidance_scale=3.0)
+    module = NPNetModule(net=SMALL, swin_init="random")  # the shapes backbone's dims: 4×8×8 latents, 16×64 tokens
+    prompts = ["a red circle at the center", "a blue square left of a green cross"]
+    harness = NoiseMethodHarness(backbone="shapes", prompts=prompts, seeds="0-1", steps=2,
+                                 baselines={"gaussian": 1.0, "cfg3": 3.0}, metrics=[ShapesAlignment()], batch_size=3,
+                                 grid_items=3, bootstrap_resamples=100)
     logger = MLFlowLogger(experiment_name="npnet", tracking_uri=f"sqlite:///{tmp_path}/mlruns.db")
-    trainer = _trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1, logger=logger)
-    trainer.fit(module, SyntheticPairDataModule(size=4, batch_size=2, config=config))
+    trainer = _trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1, logger=logger, callbacks=[harness])
+    trainer.fit(module, SyntheticPairDataModule(size=4, batch_size=2))
     logged = trainer.callback_metrics
-    for key in ("gaussian/brightness", "npnet/brightness", "delta/brightness"):
-        assert f"val/gen/{key}" in logged
-    torch.testing.assert_close(logged["val/gen/delta/brightness"],
-                               logged["val/gen/npnet/brightness"] - logged["val/gen/gaussian/brightness"])
+    key = "shapes_alignment/alignment"
+    for method in ("gaussian", "cfg3", "npnet"):
+        assert f"val/gen/{method}/{key}" in logged
+    torch.testing.assert_close(logged[f"val/gen/delta/{key}"],
+                               logged[f"val/gen/npnet/{key}"] - logged[f"val/gen/gaussian/{key}"])
+    history = logger.experiment.get_metric_history(logger.run_id, f"val/gen/npnet/{key}")
+    assert len(history) == 1  # logged to MLflow once, for the one epoch
     artifacts = [a.path for a in logger.experiment.list_artifacts(logger.run_id, "generation")]
     assert artifacts == ["generation/epoch_000.png"]
     trainer.save_checkpoint(tmp_path / "last.ckpt")
-    state = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-    assert state and all(k.startswith("net.") for k in state)  # no backbone, no metric state
-    NPNetModule.load_from_checkpoint(tmp_path / "last.ckpt", weights_only=True)  # strict; backbone refilled
+    checkpoint = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["state_dict"] and all(k.startswith("net.") for k in checkpoint["state_dict"])
+    assert harness.state_key not in checkpoint.get("callbacks", {})  # no backbone, no metric in the checkpoint
+    NPNetModule.load_from_checkpoint(tmp_path / "last.ckpt", weights_only=True)  # strict

@@ -1,4 +1,4 @@
-"""NPNet plug-in in front of a diffusers pipeline (npnet.md §5): the pipeline's own prompt encoding, latents=."""
+"""NPNet plug-in in front of a diffusers pipeline (docs/npnet.md §5): the pipeline's own prompt encoding, latents=."""
 
 from dataclasses import replace
 

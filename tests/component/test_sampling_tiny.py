@@ -23,8 +23,8 @@ def test_ddim_loop_matches_the_diffusers_pipeline(tiny_backbone, guidance_scale)
 
 # Cosine similarity of recovered and true noise, min over 4 samples at CFG 1 (the test uses 2), measured on the
 # tiny models in fp32, the same at 64 px and 32 px. 10 steps: SD 0.9973, SD-v 0.9942, SDXL 0.9980;
-# 50 steps: SD 0.99985, SD-v 0.99971, SDXL 0.99989.
-@pytest.mark.parametrize(("num_steps", "bound"), [(10, 0.99), (50, 0.999)])
+# 50 steps: SD 0.99985, SD-v 0.99971, SDXL 0.99989. The 50-step convergence check is slow (minutes on 2 cores).
+@pytest.mark.parametrize(("num_steps", "bound"), [(10, 0.99), pytest.param(50, 0.999, marks=pytest.mark.slow)])
 def test_inversion_recovers_the_noise_of_a_sample(tiny_backbone, num_steps, bound):
     noise = noise_for_seeds(range(2), tiny_backbone.latent_shape(32, 32))  # 16×16 latents keep 50 steps cheap
     cond, uncond = tiny_backbone.encode_prompt(PROMPTS)

@@ -6,6 +6,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from diffusers import DiffusionPipeline
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from goldennoise.backbones import load_backbone
@@ -38,6 +39,25 @@ def test_shipped_pipeline_loads_offline_from_the_package(shapes):
     assert isinstance(shapes, StableDiffusionBackbone)
     assert shapes.dtype == torch.float32  # fp16 files, upcast for the CPU
     assert shapes.latent_shape() == (4, 8, 8) and shapes.default_size == 32
+
+
+def _plain_diffusers_run(folder: Path, torch_dtype: torch.dtype | None) -> dict[str, torch.dtype]:
+    """``DiffusionPipeline.from_pretrained(folder)`` (as the README says) and a 2-step CFG call; component dtypes."""
+    kwargs = {} if torch_dtype is None else {"torch_dtype": torch_dtype}
+    pipe = DiffusionPipeline.from_pretrained(str(folder), **kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    images = pipe("a red circle", num_inference_steps=2, guidance_scale=5.0, output_type="pt",
+                  generator=torch.Generator().manual_seed(0)).images
+    assert images.shape[:2] == (1, 3) and torch.isfinite(images).all()
+    return {name: part.dtype for name, part in pipe.components.items() if isinstance(part, torch.nn.Module)}
+
+
+@pytest.mark.filterwarnings("ignore:.*torch_dtype.*:FutureWarning")
+@pytest.mark.parametrize("torch_dtype", [None, torch.float16], ids=["default", "float16"])
+def test_shipped_folder_runs_as_a_plain_diffusers_pipeline(torch_dtype):
+    dtypes = _plain_diffusers_run(SHAPES_DIR, torch_dtype)
+    assert set(dtypes) == {"unet", "vae", "text_encoder"}
+    assert set(dtypes.values()) == {torch_dtype or torch.float32}, dtypes  # fp16 files, one dtype after loading
 
 
 @torch.inference_mode()
@@ -84,6 +104,12 @@ def test_diffusion_training_resumes_from_a_checkpoint_with_its_ema(tmp_path):
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     assert not any(k.startswith("vae.") for k in state)  # the frozen VAE is not in checkpoints
     assert load_backbone(str(tmp_path / "export")).latent_shape() == (4, 8, 8)
+
+
+def test_fp16_export_loads_back_in_one_dtype_the_plain_diffusers_way(tmp_path):
+    torch.manual_seed(0)
+    _tiny_diffusion().export(tmp_path / "export", dtype="float16")
+    assert set(_plain_diffusers_run(tmp_path / "export", None).values()) == {torch.float32}
 
 
 def test_vae_training_resumes_from_a_checkpoint(tmp_path):

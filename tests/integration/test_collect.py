@@ -1,4 +1,5 @@
-"""``goldennoise collect`` end to end: SIGKILL mid-run then rerun gives the uninterrupted dataset; 2 processes = 1."""
+"""``goldennoise collect`` end to end: SIGKILL mid-run then rerun (taking over the killed run's lock) gives the
+uninterrupted dataset; 2 processes (rank 0 holding the lock for the run) = 1."""
 
 import os
 import signal
@@ -68,7 +69,9 @@ def test_killed_collection_resumes_to_the_uninterrupted_dataset(tmp_path, refere
     written = len(list(shard_dir(tmp_path / "npd").glob("shard-*.safetensors")))
     assert 1 <= written < NUM_SHARDS, "the run should have been killed mid-collection"
     (shard_dir(tmp_path / "npd") / "shard-000002.safetensors.4242.tmp").write_bytes(b"half a shard")  # torn write
-    summary = main(["collect", "--config", str(config)])
+    with pytest.warns(UserWarning, match=rf"Taking over the stale lock .*\(pid {process.pid} on host"):
+        summary = main(["collect", "--config", str(config)])
+    assert not (tmp_path / "npd" / ".goldennoise.lock").exists()
     assert summary["count"] == NUM_PAIRS and summary["collected_this_run"] == NUM_PAIRS - 2 * written
     assert not list(shard_dir(tmp_path / "npd").glob("*.tmp"))
     resumed = dataset(tmp_path / "npd")
@@ -93,12 +96,13 @@ def test_two_process_collection_equals_one_process_as_a_set(tmp_path, reference)
             assert values == pytest.approx(ref[2][name], abs=1e-4)
 
 
-def test_a_different_config_refuses_an_existing_dataset(tmp_path, reference):
+def test_a_different_config_refuses_an_existing_dataset(tmp_path, reference, capsys):
     folder = tmp_path / "npd"
     main(["collect", "--config", str(write_config(tmp_path)), "--prompts", "[a red cube]", "--seeds", "0"])
-    with pytest.raises(ValueError, match="holds another collection"):
+    with pytest.raises(SystemExit) as info:  # a user error: one line, exit code 2
         main(["collect", "--config", str(write_config(tmp_path)), "--prompts", "[a red cube]", "--seeds", "0",
               "--convention", "textbook"])
+    assert info.value.code == 2 and "holds another run" in capsys.readouterr().err
     assert len(list(iter_shards(folder))) == 1
 
 

@@ -2,7 +2,8 @@
 
 - PickScore: the published snippet (processor → ``get_*_features`` → normalise → ``logit_scale.exp() * dot``), with
   transformers 5's ``.pooler_output``.
-- CLIPScore: torchmetrics 1.9.0's own ``clip_score`` / ``CLIPScore`` through its callable hook (dependencies.md §10).
+- CLIPScore: torchmetrics 1.9.0's own ``clip_score`` / ``CLIPScore`` through its callable hook
+  (docs/dependencies.md §5).
 - AES: image-reward 1.5's ``AestheticScore`` (the LAION predictor's code: OpenAI ``clip`` preprocessing and model,
   ``F.normalize`` then the MLP) with ``clip.load`` patched to a tiny OpenAI CLIP; our transformers CLIP gets the same
   weights converted from the OpenAI layout.
@@ -75,7 +76,7 @@ def test_pickscore_matches_reference_when_resizing(pick):
 
 
 class _PooledCLIP(CLIPModel):
-    """dependencies.md §10: torchmetrics 1.9.0 needs tensors from get_*_features under transformers 5."""
+    """docs/dependencies.md §5: torchmetrics 1.9.0 needs tensors from get_*_features under transformers 5."""
 
     def get_image_features(self, *args, **kwargs):
         return super().get_image_features(*args, **kwargs).pooler_output

@@ -2,7 +2,7 @@
 
 Opt in with ``-m slow`` and put the files in ``$GOLDENNOISE_NPNET_DIR`` (Google Drive link in the Golden-Noise README,
 or the Hugging Face repo ``Klayand/GoldenNoiseModel``); missing files are skipped. Official outputs depend on the SVD
-backend (npnet.md §1.3), so this checks loading, dims and output statistics, not golden values.
+backend (docs/npnet.md §1.3), so this checks loading, dims and output statistics, not golden values.
 """
 
 import os

@@ -1,12 +1,12 @@
-"""The official NPNet state-dict layout, written by hand from npnet.md §1.6 and Appendix A (not from the code)."""
+"""The official NPNet state-dict layout, written by hand from docs/npnet.md §1.6 and Appendix A (not from the code)."""
 
 import torch
 
-STAGES = [(2, 96, 3), (2, 192, 6), (6, 384, 12), (2, 768, 24)]  # (depth, C, heads), Appendix A
+STAGES = [(2, 96, 3), (2, 192, 6), (6, 384, 12), (2, 768, 24)]  # (depth, C, heads), docs/npnet.md Appendix A
 
 
 def official_table(text_dim: int) -> dict[str, tuple[int, ...]]:
-    """The official state-dict layout written out from npnet.md §1.6 and Appendix A (in-memory text key)."""
+    """The official state-dict layout written out from docs/npnet.md §1.6 and Appendix A (in-memory text key)."""
     t: dict[str, tuple[int, ...]] = {}
     for mlp in ("mlp1", "mlp2"):
         t |= {f"unet_svd.{mlp}.0.weight": (64, 256), f"unet_svd.{mlp}.0.bias": (64,),

@@ -80,7 +80,7 @@ def test_checkpointing_gives_the_same_gradient():
     torch.testing.assert_close(grads[0], grads[1])
 
 
-# Coefficients x' = a·x_{t1} + b·ε2 of npnet.md §2.2 (SDXL's schedule, 'leading' spacing).
+# Coefficients x' = a·x_{t1} + b·ε2 of docs/npnet.md §2.2 (SDXL's schedule, 'leading' spacing).
 @pytest.mark.parametrize(
     ("num_steps", "convention", "a", "b"),
     [(10, "official", 0.668, 0.342), (10, "textbook", 0.619, 0.385),

@@ -1,11 +1,15 @@
 """Collection settings: the (prompt, seed) index, the config hash, scorers (shapes alignment on rendered scenes)."""
 
+import importlib
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
 from goldennoise.collection import CollectConfig, ScorerSpec, build_items, config_hash
-from goldennoise.collection.collect import _rank_shards
 from goldennoise.collection.scoring import build_scorers
+from goldennoise.engine.run import rank_shards
 from goldennoise.shapes import render_scenes, sample_scenes, to_prompt
 
 
@@ -29,8 +33,7 @@ def test_config_hash_tracks_content_not_execution_settings():
 
 
 def test_ranks_split_the_shards_without_overlap():
-    config = CollectConfig(shard_size=3)
-    ranks = [_rank_shards(20, config, r, 3) for r in range(3)]
+    ranks = [rank_shards(20, 3, r, 3) for r in range(3)]
     assert sorted(k for r in ranks for k in r) == list(range(7))
 
 
@@ -51,11 +54,70 @@ def test_unknown_metric_and_duplicate_names_are_refused():
 
 
 def test_collect_never_overwrites_shards_it_did_not_write(tmp_path):
-    from goldennoise.collection.collect import prepare_output
-    from goldennoise.data.npd_store import shard_path, write_shard
+    from goldennoise.data.npd_store import NPD_FORMAT, shard_path, write_shard
+    from goldennoise.data.shards import prepare_folder
 
     tensors = {"noise": torch.zeros(1, 4, 2, 2), "target": torch.zeros(1, 4, 2, 2), "seed": torch.zeros(1).long(),
                "index": torch.zeros(1).long()}
     write_shard(shard_path(tmp_path / "npd", 0), tensors, [{"index": 0}], "imported", "official-x")
-    with pytest.raises(ValueError, match="shards of no goldennoise collection"):
-        prepare_output(CollectConfig(output_dir=str(tmp_path / "npd")), "abc", 1)
+    with pytest.raises(ValueError, match="shards of no goldennoise run"):
+        prepare_folder(NPD_FORMAT, tmp_path / "npd", "abc", 1, {"shard_size": 1})
+
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"prompts": ["a cat", "   "]}, r"prompts\[1\] is '   '; every prompt needs some text"),
+    ({"prompts": [""]}, r"prompts\[0\] is ''"),
+    ({"num_steps": 0}, "num_steps must be at least 2, got 0"),
+    ({"num_steps": 1}, "num_steps must be at least 2, got 1"),
+    ({"seeds": "1.7"}, "Cannot parse seed range '1.7'"),
+    ({"seeds": "99999999999999999999"}, "seed must be between 0 and 18446744073709551615"),
+    ({"prompt_source": "shapes:train:abc"}, "the count 'abc' is not an integer"),
+    ({"batch_size": -1}, "batch_size must be at least 1, got -1"),
+    ({"shard_size": 0}, "shard_size must be at least 1"),
+    ({"devices": 0}, "devices must be at least 1"),
+    ({"max_prompts": 0}, "max_prompts must be at least 1"),
+    ({"repeats": 0}, "repeats must be at least 1"),
+    ({"image_size": -64}, "image_size must be at least 1"),
+    ({"denoise_guidance": float("nan")}, "denoise_guidance must be finite"),
+    ({"convention": "reverse"}, "convention must be 'official' or 'textbook'"),
+    ({"noise_dtype": "float8"}, "noise_dtype: Unknown dtype 'float8'"),
+    ({"filter_metric": "pickscore"}, "filter_metric 'pickscore' is none of the scorers' columns"),
+])
+def test_bad_settings_fail_at_construction(change, message):
+    with pytest.raises(ValueError, match=message):
+        CollectConfig(**{"prompts": ["a cat"], **change})
+
+
+def test_collect_command_fails_before_loading_a_model_or_writing(tmp_path, monkeypatch):
+    from goldennoise.collection import cli
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the backbone was loaded")
+
+    monkeypatch.setattr(importlib.import_module("goldennoise.collection.collect"), "load_backbone", no_loading)
+    out = tmp_path / "npd"
+    for flags in (["--num_steps", "0"], ["--prompts", '["a cat", " "]'], ["--seeds", "1.7"]):
+        with pytest.raises(ValueError, match="num_steps|prompts|seed"):
+            cli.collect_command(["--output_dir", str(out), "--backbone", "tiny-sd", "--prompts", '["a cat"]',
+                                 *flags])
+    assert not out.exists()
+TINY_SDXL = str(Path(__file__).resolve().parents[2] / "configs" / "npd" / "tiny_sdxl.yaml")
+
+
+def test_a_later_config_or_flag_replaces_the_scorers_list(tmp_path, capsys):
+    """tiny_sdxl.yaml's scorer is ``{metric: hpsv2, model: tiny}``; a scorer list given later must not inherit it."""
+    from goldennoise.collection.cli import parse_config
+
+    flag = parse_config(["--config", TINY_SDXL, "--scorers", '[{"metric": "hpsv2"}]'])
+    assert flag.scorers == [ScorerSpec("hpsv2")]
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("scorers:\n  - metric: pickscore\nprompts: [a, b, c, d]\n")
+    config = parse_config(["--config", TINY_SDXL, "--config", str(overlay)])
+    assert config.scorers == [ScorerSpec("pickscore")] and config.prompts == ["a", "b", "c", "d"]
+    appended = parse_config(["--config", TINY_SDXL, "--scorers+", '{"metric": "pickscore"}'])
+    assert appended.scorers == [ScorerSpec("hpsv2", model="tiny"), ScorerSpec("pickscore")]  # += still appends
+    with pytest.raises(SystemExit):
+        parse_config(["--config", TINY_SDXL, "--config", str(overlay), "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["scorers"] == [{"metric": "pickscore", "name": None, "model": None, "version": "v2.1"}]

@@ -1,4 +1,8 @@
-"""NPD storage and NoisePairDataModule on synthetic shards: batch contract, margin filter, split, bad data, import."""
+"""NPD storage and NoisePairDataModule on synthetic shards: batch contract, margin filter, split, bad data, import.
+
+Bad data: truncated, corrupt, bit-flipped or hand-edited shards (content hash), shards missing from the manifest,
+legacy unhashed shards, and a damaged prompt-embedding cache.
+"""
 
 import json
 import warnings
@@ -9,9 +13,17 @@ import torch
 
 from goldennoise.backbones import PromptEmbeds
 from goldennoise.data.npd import NoisePairDataModule, NoisePairDataset
-from goldennoise.data.npd_embeddings import build_embedding_cache
+from goldennoise.data.npd_embeddings import EmbeddingCache, EmbeddingCacheError, build_embedding_cache, cache_dir
 from goldennoise.data.npd_official import import_official
-from goldennoise.data.npd_store import NPDShardError, iter_shards, read_shard_header, shard_path, write_shard
+from goldennoise.data.npd_store import (
+    NPDShardError,
+    iter_shards,
+    load_shard_tensors,
+    read_shard,
+    shard_path,
+    write_manifest,
+    write_shard,
+)
 
 SHAPE = (4, 8, 8)
 
@@ -32,6 +44,7 @@ def make_dataset(folder, scores, prompts=None, shard_size=4, embed=True):
     """Shards of len(scores) pairs: pair i has seed 100+i, noise ≡ i, target ≡ -i, scores {'hps': scores[i]}."""
     n = len(scores)
     prompts = prompts or [f"prompt {i % 3}" for i in range(n)]
+    write_manifest(folder, "h", n, {"shard_size": shard_size})
     for k, start in enumerate(range(0, n, shard_size)):
         rows = range(start, min(start + shard_size, n))
         records = [{"index": i, "seed": 100 + i, "prompt": prompts[i], "prompt_id": i % 3,
@@ -105,8 +118,9 @@ def test_truncated_shard_names_the_file_or_is_skipped(tmp_path):
     bad.write_bytes(bad.read_bytes()[:-100])
     with pytest.raises(NPDShardError, match="shard-000001.safetensors"):
         datamodule(folder, margin=None)
-    with pytest.warns(UserWarning, match="shard-000001.safetensors"):
-        dm = datamodule(folder, margin=None, on_bad_shard="skip")
+    with pytest.warns(UserWarning, match="shard-000001.safetensors") as record:
+        dm = datamodule(folder, margin=None, on_bad_shard="skip")  # prepare_data and setup: one scan, one warning
+    assert len(record) == 1
     assert sorted(e[3] - 100 for e in dm.train_set.entries) == [0, 1, 2, 3, 8, 9, 10, 11]
     assert dm.train_set[0]["noise"].shape == SHAPE
 
@@ -123,7 +137,7 @@ def test_corrupt_shards_name_the_file(tmp_path, damage):
         from safetensors.torch import save_file
         save_file({"x": torch.zeros(2)}, str(bad))
     with pytest.raises(NPDShardError, match="shard-000000"):
-        read_shard_header(bad)
+        read_shard(bad)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         assert [len(s) for s in iter_shards(folder, on_bad="skip")] == [4]
@@ -160,3 +174,121 @@ def test_official_import_reads_npz_and_score_jsonl(tmp_path):
 def test_write_shard_leaves_no_temporary(tmp_path):
     make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 3, embed=False)
     assert [p.name for p in (tmp_path / "npd" / "shards").iterdir()] == ["shard-000000.safetensors"]
+
+
+def flip_bytes(path, tensor="noise", count=16):
+    """Invert ``count`` bytes in the middle of one tensor's data (the file stays a valid safetensors file)."""
+    data = bytearray(path.read_bytes())
+    header_len = int.from_bytes(data[:8], "little")
+    start, end = json.loads(data[8:8 + header_len])[tensor]["data_offsets"]
+    middle = 8 + header_len + (start + end) // 2
+    data[middle:middle + count] = bytes(255 - b for b in data[middle:middle + count])
+    path.write_bytes(bytes(data))
+
+
+def edit_records(path, edit):
+    """Rewrite a shard with ``edit`` applied to its records, keeping every other metadata entry (its hash too)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta, tensors = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
+    records = json.loads(meta["records"])
+    edit(records)
+    save_file(tensors, str(path), metadata={**meta, "records": json.dumps(records)})
+
+
+@pytest.mark.parametrize("damage", ["flipped_noise_bytes", "edited_prompt", "edited_score"])
+def test_changed_shard_content_fails_its_hash(tmp_path, damage):
+    folder = make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 12)
+    bad = shard_path(folder, 1)
+    if damage == "flipped_noise_bytes":
+        flip_bytes(bad)
+    elif damage == "edited_prompt":
+        edit_records(bad, lambda records: records[0].update(prompt="prompt 2"))
+    else:
+        edit_records(bad, lambda records: records[0]["scores"].update(hps=[0.0, 9.0]))
+    read_shard(bad, verify=False)  # the header alone still parses: only the hash tells
+    with pytest.raises(NPDShardError, match=r"shard-000001\.safetensors is corrupt: its content does not match"):
+        datamodule(folder, margin=None)
+    with pytest.warns(UserWarning, match="shard-000001") as record:
+        dm = datamodule(folder, margin=None, on_bad_shard="skip")
+    assert len(record) == 1
+    assert sorted(e[3] - 100 for e in dm.train_set.entries) == [0, 1, 2, 3, 8, 9, 10, 11]
+
+
+def test_missing_shard_is_named_from_the_manifest(tmp_path):
+    folder = make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 12)
+    shard_path(folder, 1).unlink()
+    with pytest.raises(NPDShardError, match=r"lacks 1 of the 3 shards .*12 pairs.*shard-000001\.safetensors"):
+        datamodule(folder, margin=None)
+    with pytest.warns(UserWarning, match="shard-000001.safetensors") as record:
+        dm = datamodule(folder, margin=None, on_bad_shard="skip")
+    assert len(record) == 1
+    assert len(dm.train_set) == 8
+    shard_path(folder, 2).unlink()  # the last shard: no gap in the names, only the manifest tells
+    with pytest.raises(NPDShardError, match="lacks 2 of the 3 shards"):
+        list(iter_shards(folder))
+
+
+def test_shard_of_another_collection_is_refused(tmp_path):
+    folder = make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 8)
+    make_dataset(tmp_path / "other", [(0.0, 1.0)] * 4, embed=False)
+    other = shard_path(tmp_path / "other", 0)
+    write_shard(shard_path(folder, 1), load_shard_tensors(other), read_shard(other).records, "fake", "another")
+    with pytest.raises(NPDShardError, match="shard-000001.safetensors belongs to another run"):
+        list(iter_shards(folder))
+
+
+def test_legacy_shards_without_hash_load_with_one_warning(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    folder = make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 8)
+    for k in range(2):  # rewrite as goldennoise-npd/1: no content hash
+        path = shard_path(folder, k)
+        with safe_open(str(path), framework="pt") as handle:
+            meta, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+        meta = {key: value for key, value in meta.items() if key != "content_sha256"}
+        save_file(tensors, str(path), metadata={**meta, "format": "goldennoise-npd/1"})
+    with pytest.warns(UserWarning, match="2 shards .* before shards carried a content hash") as record:
+        dm = datamodule(folder, margin=None)
+    assert len(record) == 1 and len(dm.train_set) == 8
+    assert not read_shard(shard_path(folder, 0)).hashed
+    path = shard_path(folder, 0)  # a v2 shard whose hash was removed is not a legacy shard
+    with safe_open(str(path), framework="pt") as handle:
+        meta, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+    save_file(tensors, str(path), metadata={**meta, "format": "goldennoise-npd/2"})
+    with pytest.raises(NPDShardError, match="has no content hash"):
+        read_shard(path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "deleted", "unhashed_manifest"])
+def test_damaged_embedding_cache_names_the_file_and_prepare_data_rebuilds_it(tmp_path, monkeypatch, damage):
+    folder = make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 6)
+    cache = cache_dir(folder, "fake")
+    part = cache / "part-00001.safetensors"
+    if damage == "truncated":
+        part.write_bytes(part.read_bytes()[:-7])
+    elif damage == "flipped":
+        flip_bytes(part, "embeds", count=4)
+    elif damage == "deleted":
+        part.unlink()
+    else:  # a cache written before the hashes
+        manifest = json.loads((cache / "manifest.json").read_text())
+        (cache / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "sha256"}))
+    match = "predates content hashes" if damage == "unhashed_manifest" else r"part-00001\.safetensors"
+    with pytest.raises(EmbeddingCacheError, match=match):
+        EmbeddingCache(cache)
+    dm = NoisePairDataModule(str(folder), margin=None, val_fraction=0.0)
+    with pytest.raises(EmbeddingCacheError, match=f"{match}.*Run prepare_data"):
+        dm.setup("fit")
+    import goldennoise.backbones
+
+    monkeypatch.setattr(goldennoise.backbones, "load_backbone", lambda *args, **kwargs: FakeTextBackbone())
+    with pytest.warns(UserWarning, match="Rebuilding it"):
+        dm.prepare_data()
+    dm.setup("fit")
+    for i in range(len(dm.train_set)):
+        item = dm.train_set[i]
+        assert torch.equal(item["prompt_embeds"], torch.full((3, 5), FakeTextBackbone.code(item["prompt"])))

@@ -1,11 +1,13 @@
-"""NPNet checkpoint I/O (npnet.md §1.6): official nested .pth, both flat safetensors layouts, Lightning prefixes."""
+"""NPNet checkpoint I/O (docs/npnet.md §1.6): official nested .pth, both flat safetensors layouts, Lightning keys."""
+
+import re
 
 import pytest
 import torch
 from npnet_official_table import official_table, synthetic_official_checkpoint
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
-from goldennoise.errors import MissingWeightsError
+from goldennoise.errors import CheckpointError, MissingWeightsError
 from goldennoise.noise import NPNet, NPNetConfig, config_from_state, export_npnet, load_npnet, read_npnet_state
 from goldennoise.noise.npnet_checkpoint import flatten_official, nest_official, normalize_flat
 
@@ -85,7 +87,6 @@ def test_not_official_nested_dict_is_rejected():
 def test_imagenet_swin_init_offline_error_and_local_file(tmp_path, monkeypatch):
     import timm
     from huggingface_hub import constants
-    from safetensors.torch import save_file
 
     from goldennoise.noise.npnet_checkpoint import init_swin_from_imagenet
 
@@ -102,3 +103,47 @@ def test_imagenet_swin_init_offline_error_and_local_file(tmp_path, monkeypatch):
         init_swin_from_imagenet(net)
     with pytest.raises(ValueError, match="custom Swin"):
         init_swin_from_imagenet(NPNet.from_preset("shapes"))
+
+
+@pytest.mark.parametrize("name", ["sdxl.pth", "npnet.safetensors", "last.ckpt"])
+def test_truncated_checkpoint_names_the_file(tmp_path, name):
+    net = NPNet.from_preset("shapes")
+    full = tmp_path / f"full_{name}"
+    if name.endswith(".ckpt"):
+        torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, full)
+    else:
+        export_npnet(net, full)
+    truncated = tmp_path / name
+    truncated.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=rf"Cannot read the checkpoint '{re.escape(str(truncated))}'"):
+        load_npnet(truncated, config=net.config)
+
+
+def test_checkpoint_of_another_network_names_the_file_and_the_missing_keys(tmp_path):
+    """Inferring the config used to fail with a bare KeyError: 'unet_embedding.upconv.weight'."""
+    save_file({"encoder.weight": torch.zeros(2, 2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(CheckpointError, match=r"other\.safetensors' holds no NPNet weights: .*unet_embedding\.upconv"):
+        load_npnet(tmp_path / "other.safetensors")
+    nested = synthetic_official_checkpoint(text_dim=8)
+    del nested["alpha"]
+    torch.save(nested, tmp_path / "no_alpha.pth")
+    with pytest.raises(CheckpointError, match=r"no_alpha\.pth': Not an official NPNet checkpoint.*alpha"):
+        read_npnet_state(tmp_path / "no_alpha.pth")
+
+
+def test_checkpoint_that_does_not_fit_the_network_names_the_file(tmp_path):
+    export_npnet(NPNet.from_preset("shapes"), tmp_path / "shapes.safetensors")
+    other = NPNetConfig(text_dim=8, text_len=1, latent_size=8, svd_mlp4_hidden=8, swin=NPNet.from_preset(
+        "shapes").config.swin)
+    with pytest.raises(CheckpointError, match=r"weights in '.*shapes\.safetensors' do not fit this NPNet"):
+        load_npnet(tmp_path / "shapes.safetensors", config=other)
+
+
+def test_metric_weight_reader_names_a_truncated_file(tmp_path):
+    from goldennoise.metrics.loading import load_state_dict
+
+    save_file({"w": torch.zeros(64, 64)}, str(tmp_path / "head.safetensors"))
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes((tmp_path / "head.safetensors").read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=r"truncated\.safetensors"):
+        load_state_dict(truncated)

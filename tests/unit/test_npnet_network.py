@@ -1,4 +1,4 @@
-"""NPNet network: official key layout and sizes (npnet.md §1.6, App. A), branch maths and parity quirks (§1.1–1.4)."""
+"""NPNet network: official keys and sizes (docs/npnet.md §1.6, App. A), branch maths and parity quirks (§1.1–1.4)."""
 
 from dataclasses import replace
 
@@ -38,7 +38,7 @@ def test_official_keys_shapes_and_totals(preset, total, request):
 
 
 def test_nhwc_resize_uses_every_sixth_feature(sdxl_net):
-    """§1.4: out[b, h, i, j] = feat[b, h, floor(7i/128), 6j]; the input resize is legacy nearest."""
+    """docs/npnet.md §1.4: out[b, h, i, j] = feat[b, h, floor(7i/128), 6j]; the input resize is legacy nearest."""
     branch, seen = sdxl_net.unet_embedding, {}
     forward_features = branch.swin.forward_features
     branch.swin.forward_features = lambda z: seen.setdefault("feat", forward_features(z))

@@ -1,4 +1,4 @@
-"""NPNet plug-in (npnet.md §5): batch, dtype and device handling and the latent-size policy."""
+"""NPNet plug-in (docs/npnet.md §5): batch, dtype and device handling and the latent-size policy."""
 
 import pytest
 import torch
@@ -39,3 +39,20 @@ def test_other_latent_sizes_error_by_default_or_resize_explicitly(plugin):
         plugin(torch.randn(1, 3, 8, 8), embeds[:1])
     with pytest.raises(ValueError, match="resize policy"):
         NPNetPlugin(plugin.net, resize="bicubic")
+
+
+@pytest.mark.parametrize(("argument", "spoil", "error", "message"), [
+    ("noise", lambda x: x.long(), TypeError, "noise must be a floating-point tensor, got dtype torch.int64"),
+    ("noise", lambda x: x > 0, TypeError, "noise must be a floating-point tensor, got dtype torch.bool"),
+    ("noise", lambda x: x.index_fill(0, torch.tensor([1]), float("nan")), ValueError, "noise holds non-finite"),
+    ("prompt_embeds", lambda e: e.index_fill(0, torch.tensor([0]), float("inf")), ValueError,
+     "prompt_embeds holds non-finite"),
+    ("prompt_embeds", lambda e: e.half().long(), TypeError, "prompt_embeds must be a floating-point tensor"),
+    ("prompt_embeds", lambda e: e[:, :8], ValueError, r"prompt_embeds must have shape \(B, 16, 64\), got \(2, 8, 64\)"),
+    ("prompt_embeds", lambda e: torch.cat([e, e]), ValueError, "prompt_embeds has batch 4 for 2 noises"),
+])
+def test_bad_noise_or_embeddings_are_refused_by_name(plugin, argument, spoil, error, message):
+    inputs = {"noise": torch.randn(2, 4, 8, 8), "prompt_embeds": torch.randn(2, 16, 64)}
+    inputs[argument] = spoil(inputs[argument])
+    with pytest.raises(error, match=message):
+        plugin(**inputs)

@@ -45,3 +45,21 @@ def test_bad_differences_are_refused(bad):
 def test_unpaired_shapes_are_refused():
     with pytest.raises(ValueError, match="equal shapes"):
         paired_summary(torch.zeros(3), torch.zeros(4))
+
+
+def test_resampling_by_prompt_widens_the_interval_when_seeds_of_a_prompt_agree():
+    prompt_effect = torch.randn(50, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    diffs = prompt_effect.repeat_interleave(8)  # 8 seeds per prompt, all with their prompt's difference
+    groups = torch.arange(50).repeat_interleave(8)
+    pair_low, pair_high = paired_bootstrap_ci(diffs, resamples=4000)
+    low, high = paired_bootstrap_ci(diffs, resamples=4000, groups=groups)
+    assert (high - low) > 2.3 * (pair_high - pair_low)  # ≈ √8 when the 8 seeds are one observation
+    half = 1.96 * prompt_effect.std().item() / 50**0.5
+    assert high - low == pytest.approx(2 * half, rel=0.15)
+
+
+def test_resampling_by_prompt_changes_nothing_with_one_pair_per_prompt():
+    diffs = torch.randn(300, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    by_pair = paired_bootstrap_ci(diffs, resamples=2000, seed=3)
+    by_prompt = paired_bootstrap_ci(diffs, resamples=2000, seed=3, groups=torch.arange(300))
+    assert by_prompt == pytest.approx(by_pair, abs=0.02)

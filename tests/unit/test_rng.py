@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
-from goldennoise.sampling import noise_for_seeds, parse_seeds
+from goldennoise.sampling import SEED_MAX, noise_for_seeds, parse_seeds
 
 
 def test_seed_noise_is_independent_of_batch():
@@ -35,3 +36,27 @@ def test_parse_seeds(spec, expected):
 def test_parse_seeds_rejects_malformed(spec):
     with pytest.raises(ValueError, match="seed"):
         parse_seeds(spec)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("1.7", "Cannot parse seed range '1.7'"),
+    (1.7, "seed must be an integer, got 1.7"),
+    ([0, 1.7], "seed must be an integer, got 1.7"),
+    ([True], "seed must be an integer, got True"),
+    ("99999999999999999999", r"seed must be between 0 and 18446744073709551615, got 99999999999999999999"),
+    ([2**64], "seed must be between 0 and"),
+    ([-1], "seed must be between 0 and"),
+    ("0,5-3", "Seed range '5-3' in '0,5-3' runs backwards"),
+    ([], "names no seeds"),
+])
+def test_parse_seeds_refuses_what_torch_would_truncate_or_overflow(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_seeds(spec)
+
+
+def test_seed_range_is_what_manual_seed_takes():
+    assert parse_seeds(f"{SEED_MAX - 1}-{SEED_MAX}") == [SEED_MAX - 1, SEED_MAX]
+    assert parse_seeds(np.arange(3)) == [0, 1, 2] and parse_seeds(torch.tensor([4, 5])) == [4, 5]
+    torch.Generator().manual_seed(SEED_MAX)
+    with pytest.raises(ValueError, match="seed must be an integer, got 1.7"):
+        noise_for_seeds([1.7], (1, 2, 2))

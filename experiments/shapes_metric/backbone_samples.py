@@ -2,18 +2,19 @@
 
     HF_HUB_OFFLINE=1 python experiments/shapes_metric/backbone_samples.py --prompts 256 --seeds 2 --scales 1 3
 
-Samples prompts 0…P-1 of the split × seeds 0…S-1 with deterministic DDIM (``noise_for_seeds``, Gaussian noise) at
-each guidance scale (1 = no guidance), reads every image with both readers and prints, per scale, the mean of each
-metric key under each reader and the mean paired difference with a 95 % bootstrap interval resampled by prompt.
+Samples prompts 0…P-1 of the split, S seeds each (prompt p's k-th seed is p·S + k, as ``distinct_seeds`` in
+``configs/eval/shapes.yaml``), with deterministic DDIM from Gaussian noise (``noise_for_seeds``) at each guidance
+scale (1 = no guidance), reads every image with both readers and prints, per scale, the mean of each metric key
+under each reader and the mean paired difference with a 95 % bootstrap interval resampled by prompt.
 """
 
 import argparse
 import time
 
-import numpy as np
 import torch
 
 from goldennoise.backbones import load_backbone
+from goldennoise.metrics.paired import paired_bootstrap_ci
 from goldennoise.metrics.shapes_alignment import shapes_alignment
 from goldennoise.sampling import noise_for_seeds, sample_ddim
 from goldennoise.shapes.alignment import summarize
@@ -34,15 +35,6 @@ def sample(backbone, prompts: list[str], seeds: list[int], guidance_scale: float
     return backbone.decode(latents)
 
 
-def prompt_bootstrap(differences: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95 % interval of the mean of ``differences`` (prompts × seeds), resampling prompts with replacement."""
-    rng = np.random.default_rng(seed)
-    per_prompt = differences.mean(axis=1)
-    means = per_prompt[rng.integers(len(per_prompt), size=(resamples, len(per_prompt)))].mean(axis=1)
-    low, high = np.quantile(means, [0.025, 0.975])
-    return float(low), float(high)
-
-
 def main() -> None:
     """Sample, read with both readers and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,13 +43,15 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 3.0], help="guidance scales (1: none)")
-    parser.add_argument("--steps", type=int, default=20, help="DDIM steps")
+    parser.add_argument("--steps", type=int, default=10, help="DDIM steps")
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
     torch.set_num_threads(1)
     backbone = load_backbone(args.backbone)
-    pairs = [(to_prompt(sample_scene(p, args.split).spec), s) for p in range(args.prompts) for s in range(args.seeds)]
-    print(f"{args.split} prompts 0-{args.prompts - 1} × seeds 0-{args.seeds - 1}, {args.steps} DDIM steps")
+    pairs = [(to_prompt(sample_scene(p, args.split).spec), p * args.seeds + k)
+             for p in range(args.prompts) for k in range(args.seeds)]
+    print(f"{args.split} prompts 0-{args.prompts - 1} × {args.seeds} seeds each (seed p·S + k: independent pairs), "
+          f"{args.steps} DDIM steps")
     print("| guidance | metric | templates reader | calibrated reader | calibrated − templates (95 % CI by prompt) |")
     print("|---|---|---|---|---|")
     for scale in args.scales:
@@ -74,9 +68,9 @@ def main() -> None:
             old, new = float(scores["templates"][key]), float(scores["calibrated"][key])
             interval = ""
             if key == "alignment":
-                difference = (per_image["calibrated"]["alignment"] - per_image["templates"]["alignment"]).numpy()
-                difference = difference.reshape(args.prompts, args.seeds)
-                interval = " ({:+.4f}, {:+.4f})".format(*prompt_bootstrap(difference))
+                difference = per_image["calibrated"]["alignment"] - per_image["templates"]["alignment"]
+                prompt_ids = torch.arange(args.prompts).repeat_interleave(args.seeds)
+                interval = " ({:+.4f}, {:+.4f})".format(*paired_bootstrap_ci(difference, groups=prompt_ids))
             print(f"| {guidance} | {key} | {old:.4f} | {new:.4f} | {new - old:+.4f}{interval} |", flush=True)
         print(f"<!-- {guidance}: {len(pairs)} images, {time.perf_counter() - start:.0f} s -->", flush=True)
 

@@ -1,7 +1,7 @@
 """Exact prompt alignment of shapes-world images, as a torchmetrics ``Metric`` and its functional twin.
 
 The facts, matching and scores are defined in :mod:`goldennoise.shapes.alignment`; this module only keeps state.
-The objects are read back by rule, except each object's shape, which a small shipped classifier (75 kB, fitted to
+The objects are read back by rule, except each object's shape, which a small shipped classifier (6 kB, fitted to
 renders and to the embedded backbone's VAE round-trips of them) decides by default; the metric is not differentiable.
 """
 

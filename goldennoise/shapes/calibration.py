@@ -16,7 +16,6 @@ import torch
 from goldennoise.shapes.augment import CORRUPTIONS, HasVAE, vae_roundtrip
 from goldennoise.shapes.reader import ReaderSettings, object_patches
 from goldennoise.shapes.render import render_scenes
-from goldennoise.shapes.shape_classifier import ShapeClassifier, fit_shape_classifier
 from goldennoise.shapes.world import SHAPES, Scene
 
 FORMS: tuple[str, ...] = ("render", "decoded")
@@ -77,11 +76,3 @@ def calibration_data(scenes: Sequence[Scene], backbone: HasVAE, size: int = 32, 
         parts.append(labelled_patches(corrupted, [scenes[j] for j in chosen], "render", patch_size, extent))
     parts.append(labelled_patches(vae_roundtrip(backbone)(renders), scenes, "decoded", patch_size, extent))
     return torch.cat([p for p, _ in parts]), torch.cat([label for _, label in parts])
-
-
-def fit_reader_classifier(scenes: Sequence[Scene], backbone: HasVAE, hidden: int = 0, weight_decay: float = 1e-4,
-                          steps: int = 300, patch_size: int = 24, extent: float = 7.0, seed: int = 0,
-                          description: str = "") -> ShapeClassifier:
-    """A shape classifier fitted on :func:`calibration_data` of ``scenes`` (see :func:`fit_shape_classifier`)."""
-    patches, labels = calibration_data(scenes, backbone, seed=seed, patch_size=patch_size, extent=extent)
-    return fit_shape_classifier(patches, labels, CLASSES, extent, hidden, weight_decay, steps, seed, description)

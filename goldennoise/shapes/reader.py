@@ -10,10 +10,11 @@
    moments (a Gaussian blur keeps the centroid and adds σ² to each variance) is drawn, blurred by σ, and compared
    with the coverage by soft IoU; the best shape wins and its box gives the object's center and size.
 5. Decoded shapes: a VAE does not draw what the renderer draws (the embedded backbone's draws crosses as diamonds and
-   rounds squares and triangles, by an amount that depends on the object's size), and step 4 calls many of those
-   circles. With ``ReaderSettings.shape_classifier`` set (the default), a classifier fitted on renders and their VAE
-   round-trips (:mod:`goldennoise.shapes.shape_classifier`) picks the shape instead, and step 4's fit of that shape
-   gives the box. ``shape_classifier=None`` is the weight-free reader of steps 1–4.
+   rounds squares and triangles, by an amount that depends on the object's size and color), and step 4 calls many
+   of those circles. With ``ReaderSettings.shape_classifier`` set (the default), a small classifier fitted on
+   train-split renders and their VAE round-trips (:mod:`goldennoise.shapes.shape_classifier`, 6 kB) picks the shape
+   from the object's coverage instead, and step 4's fit of that shape gives the box. ``shape_classifier=None`` is
+   the weight-free reader of steps 1–4.
 """
 
 from __future__ import annotations

@@ -8,9 +8,12 @@ from goldennoise.shapes import ObjectSpec, Placement, PromptSpec, Scene, render_
 from goldennoise.shapes.calibration import CLASSES, labelled_patches
 from goldennoise.shapes.reader import object_patches
 from goldennoise.shapes.shape_classifier import (
+    CLASSIFIER_DIR,
+    HARMONICS,
     ShapeClassifier,
     fit_shape_classifier,
     load_shape_classifier,
+    moment_features,
     save_shape_classifier,
 )
 
@@ -53,17 +56,31 @@ def test_fitted_classifier_reads_new_renders(render_patches):
 
 def test_saved_classifier_loads_with_its_settings(render_patches, tmp_path):
     patches, labels = render_patches
-    classifier = fit_shape_classifier(patches, labels, CLASSES, hidden=4, steps=5, description="a test fit")
+    classifier = fit_shape_classifier(patches, labels, CLASSES, pool=3, hidden=4, steps=5, description="a test fit")
     save_shape_classifier(classifier, tmp_path / "mine.safetensors")
     loaded = load_shape_classifier(str(tmp_path / "mine.safetensors"))
-    assert (loaded.classes, loaded.hidden, loaded.extent, loaded.description) == (CLASSES, 4, 7.0, "a test fit")
+    assert (loaded.classes, loaded.pool, loaded.hidden, loaded.extent, loaded.description) == (
+        CLASSES, 3, 4, 7.0, "a test fit")
+    assert torch.allclose(loaded.feature_std, classifier.feature_std, rtol=1e-3)  # stored as float16
     with torch.no_grad():
-        assert torch.equal(loaded(patches), classifier(patches))
+        assert loaded(patches).argmax(dim=1).tolist() == classifier(patches).argmax(dim=1).tolist()
 
 
-def test_shipped_classifier_knows_render_and_decoded_forms():
+def test_shipped_classifier_knows_render_and_decoded_forms_and_is_small():
     classifier = load_shape_classifier("shapes-vae")
-    assert set(classifier.classes) == set(CLASSES) and "train" in classifier.description
+    assert set(classifier.classes) == set(CLASSES) and "train scenes" in classifier.description
+    assert (CLASSIFIER_DIR / "shapes-vae.safetensors").stat().st_size < 8_000
+
+
+def test_moment_features_tell_a_square_from_a_diamond():
+    # the 4-fold harmonic <r² cos 4θ> / R² (column 9): mass on the diagonals (square) < 0 < mass on the axes (diamond)
+    line = torch.arange(24) - 11.5
+    y, x = torch.meshgrid(line, line, indexing="ij")
+    square = ((x.abs() <= 5) & (y.abs() <= 5)).float()
+    diamond = (x.abs() + y.abs() <= 7).float()
+    circle = (x.square() + y.square() <= 36).float()
+    four_fold = moment_features(torch.stack([square, diamond, circle]), extent=7.0)[:, 5 + 2 * HARMONICS.index(4)]
+    assert four_fold[0] < -0.1 and four_fold[1] > 0.1 and abs(four_fold[2]) < 0.02
 
 
 @pytest.mark.parametrize("name, error, message", [
@@ -77,7 +94,7 @@ def test_unknown_classifier_is_named(name, error, message):
 
 def test_a_file_without_settings_is_named(tmp_path):
     path = tmp_path / "bare.safetensors"
-    save_file({"net.weight": torch.zeros(8, 576), "net.bias": torch.zeros(8)}, str(path))
+    save_file({"net.weight": torch.zeros(8, 157), "net.bias": torch.zeros(8)}, str(path))
     with pytest.raises(ValueError, match="bare.safetensors has no classifier settings"):
         load_shape_classifier(str(path))
 
@@ -85,5 +102,7 @@ def test_a_file_without_settings_is_named(tmp_path):
 def test_bad_classes_and_patches_are_named():
     with pytest.raises(ValueError, match="over \\['circle'"):
         ShapeClassifier([("hexagon", "render")])
+    with pytest.raises(ValueError, match="multiple of pool"):
+        ShapeClassifier(CLASSES, patch_size=24, pool=5)
     with pytest.raises(ValueError, match="square patches"):
         fit_shape_classifier(torch.zeros(4, 24, 20), torch.zeros(4), CLASSES)

@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=1_000, help="scenes rendered at a time")
     parser.add_argument("--hidden", type=int, default=16, help="hidden units (0: linear)")
     parser.add_argument("--pool", type=int, default=2, help="block side of the pooled patch input")
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--weight-decay", type=float, default=1e-5)
     parser.add_argument("--steps", type=int, default=500, help="L-BFGS iterations")
     parser.add_argument("--out", type=Path, default=None, help="the .safetensors file to write (none: only check)")
     parser.add_argument("--overwrite-shipped", action="store_true", help="allow --out inside the package")

@@ -154,7 +154,7 @@ def fit_shape_classifier(
     extent: float = 7.0,
     pool: int = 2,
     hidden: int = 16,
-    weight_decay: float = 1e-4,
+    weight_decay: float = 1e-5,
     steps: int = 500,
     seed: int = 0,
     description: str = "",

@@ -16,9 +16,9 @@ def roundtrip(shapes):
     return vae_roundtrip(shapes)
 
 
-# 200 test-split scenes (the classifier was fitted on the train split, chosen on the validation split): the calibrated
-# reader reads every fact at >= 0.97 (shape 0.980 here); the reader before calibration calls the VAE's diamonds and
-# rounded squares circles (shape 0.55 here).
+# 200 test-split scenes, 293 objects (the classifier was fitted on the train split): the calibrated reader reads every
+# fact at >= 0.97 (shape 0.976, count 0.985, the others 1.0); the reader before calibration calls the VAE's diamonds
+# and rounded squares circles (shape 0.577).
 def test_calibrated_reader_reads_vae_roundtrips_and_the_old_one_does_not(roundtrip):
     scenes = sample_scenes(range(30_000, 30_200), "test")
     readers = {"calibrated": ReaderSettings(), "old": ReaderSettings(shape_classifier=None)}

@@ -1,9 +1,10 @@
 """Accuracy of the shapes alignment metric's reader on renders (clean, corrupted) and on VAE round-trips of them.
 
-    HF_HUB_OFFLINE=1 python benchmarks/shapes_metric_accuracy.py --count 2000 --size 32 --backbone shapes
+    HF_HUB_OFFLINE=1 python benchmarks/shapes_metric_accuracy.py --count 1000 --first 10000 --backbone shapes
 
-Per split, reader and condition: the share of images read exactly (the bar, issue 3: >= 0.98 clean and >= 0.95 per
-corruption) and the metric's per-fact accuracy on the true prompts; then, per split and reader, the confusion matrix
+Per split, reader and condition: the share of images read exactly (the bars, issue 3: >= 0.98 clean and >= 0.95 per
+corruption) and the metric's per-fact accuracy on the true prompts (the bar, issue 11: >= 0.97 per fact on VAE
+round-trips); then, per split and reader, the confusion matrix
 of shapes on the VAE round-trips (rows: true shape, columns: shape read, "none": color not found) and the shape
 accuracy on objects of held-out color-shape pairs apart from the others. ``--backbone``
 adds the ``vae_roundtrip`` condition (encode and decode with that backbone's VAE: what generated images look like).

@@ -3,11 +3,12 @@
 1. Harness throughput without metrics ÷ raw batched sampling with goldennoise's DDIM loop at the same batch
    (prompt encoding, per-seed noise, N DDIM steps, decoding): the harness adds the method call, cost metering and
    records; target ≥ 0.95.
-2. NPD collection through the engine (shards, hashes, lock, manifest, index, progress) ÷ the same collection job's
-   batches called directly: target ≥ 0.97.
+2. NPD collection through the engine (shards, hashes, lock, manifest, index, progress) ÷ the time the same run
+   spends in the job's own batches (measured inside each run): target ≥ 0.97. The collection before the refactor
+   paid for shard writing too, so this is a lower bound on the efficiency after ÷ before.
 
-Runs alternate so that load on a shared machine hits both alike; the medians' ratios are printed, of process CPU
-time (robust to other processes) and of wall-clock time.
+The harness and raw runs alternate so that load on a shared machine hits both alike; the engine's ratio is measured
+inside each run. Medians' ratios are printed, of process CPU time (robust to other processes) and of wall-clock time.
 
     python benchmarks/engine_overhead.py [--batch 32] [--steps 10] [--repeats 5]
 """
@@ -66,7 +67,35 @@ def harness_vs_raw(backbone, prompts: list[str], steps: int, repeats: int) -> st
     return ratios([(timed(harness), timed(raw)) for _ in range(repeats)])
 
 
+class TimedJob:
+    """A job proxy that adds up the (cpu, wall) seconds spent in the job's own per-batch work."""
+
+    def __init__(self, job) -> None:
+        self.job, self.work = job, [0.0, 0.0]
+
+    def __getattr__(self, name: str):
+        return getattr(self.job, name)
+
+    def _timed(self, fn, *args):
+        cpu, wall = time.process_time(), time.perf_counter()
+        out = fn(*args)
+        self.work[0] += time.process_time() - cpu
+        self.work[1] += time.perf_counter() - wall
+        return out
+
+    def begin_shard(self, items):
+        return self._timed(self.job.begin_shard, items)
+
+    def run_batch(self, items, first_index):
+        return self._timed(self.job.run_batch, items, first_index)
+
+
 def engine_vs_direct(prompts: list[str], batch: int, steps: int, repeats: int) -> str:
+    """Time in the job's batches ÷ time of the whole engine run, measured inside the same runs.
+
+    Both sides of the ratio come from one run, so load on a shared machine cannot favour either; the engine's share
+    is everything else: the lock, manifest, resume checks, shard hashing and writing, the index and the summary.
+    """
     root = Path(tempfile.mkdtemp(prefix="engine_bench_"))
 
     def config(name: str) -> CollectConfig:
@@ -75,21 +104,16 @@ def engine_vs_direct(prompts: list[str], batch: int, steps: int, repeats: int) -
                              scorers=[ScorerSpec("shapes_alignment")], cache_embeddings=False, progress=False,
                              accelerator="cpu")
 
-    job = CollectionJob(config("direct"))
-    job.setup(torch.device("cpu"))  # loaded once: both sides time the collection, not the loading
+    job = TimedJob(CollectionJob(config("warmup")))
+    job.setup(torch.device("cpu"))  # loaded once: the ratio is about collecting, not loading
     items = build_items(job.config)
-
-    def direct():
-        for start in range(0, len(items), batch):
-            job.begin_shard(items[start:start + batch])
-            job.run_batch(items[start:start + batch], start)
-
-    def engine(k: int):
-        job.config = config(f"engine{k}")
-        run_job(job, items, EngineSettings(str(root / f"engine{k}"), batch, batch, "cpu", progress=False))
-
-    runs = [(timed(lambda k=k: engine(k)), timed(direct)) for k in range(repeats + 1)]
-    return ratios(runs[1:])  # the first pair warms up
+    runs = []
+    for k in range(repeats + 1):
+        job.job.config, job.work = config(f"engine{k}"), [0.0, 0.0]
+        total = timed(lambda k=k: run_job(job, items, EngineSettings(str(root / f"engine{k}"), batch, batch, "cpu",
+                                                                      progress=False)))
+        runs.append((total, tuple(job.work)))
+    return ratios(runs[1:])  # the first run warms up
 
 
 def main() -> None:

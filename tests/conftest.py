@@ -54,7 +54,7 @@ def tiny_npd(tmp_path, monkeypatch):
     from goldennoise.collection import CollectConfig, ScorerSpec, collect
 
     module = importlib.import_module("goldennoise.collection.collect")
-    monkeypatch.setattr(module, "sample_ddim", lambda denoiser, noise, schedule: noise)
+    monkeypatch.setattr(module, "sample", lambda denoiser, noise, schedule: noise)
 
     def make(seeds: str = "0-2", storage_dtype: str = "float16") -> CollectConfig:
         config = CollectConfig(output_dir=str(tmp_path / "npd"), backbone="tiny-sd",

@@ -1,15 +1,18 @@
 """One narrow interface over a diffusers latent text-to-image model, after k-diffusion's ``external.py`` adapters.
 
-A :class:`Backbone` owns the frozen components (UNet, VAE, text encoders, tokenizers) and the scheduler
-configuration, and offers what every noise method needs: prompt encoding, the latent shape, an ε prediction with
-classifier-free guidance (any prediction type is converted to ε), VAE decoding to images in [0, 1], a DDIM grid
-and a diffusers pipeline over the same components. Families subclass it for their text conditioning.
+A :class:`Backbone` owns the frozen components (a denoiser network — UNet or transformer —, VAE, text encoders,
+tokenizers) and the scheduler configuration, and offers what every noise method needs: prompt encoding, the latent
+shape ``(C, h, w)`` of unit-variance noise (any packing stays inside the backbone), a time grid
+(:meth:`Backbone.schedule`: a DDIM grid for DDPM models, a σ grid for flow-matching ones), the prediction the grid's
+sampler needs with guidance bound (:meth:`Backbone.denoiser`: ε or the flow velocity, whatever the network predicts;
+:mod:`goldennoise.sampling.predictions`), VAE decoding to images in [0, 1] and a diffusers pipeline over the same
+components. Families subclass it for their text conditioning and network call (docs/backbones.md).
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +25,11 @@ from diffusers import (
 )
 from torch import nn
 
+from goldennoise.backbones.cost import evaluations_per_step
 from goldennoise.backbones.saving import save_pipeline
 from goldennoise.checks import check_finite, check_int, check_tensor
-from goldennoise.sampling import DDIMSchedule, Denoiser
+from goldennoise.sampling import DDIMSchedule, Denoiser, Schedule
+from goldennoise.sampling.predictions import to_epsilon
 
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "ddim": DDIMScheduler,
@@ -36,15 +41,18 @@ SCHEDULERS: dict[str, type[SchedulerMixin]] = {
 
 @dataclass
 class PromptEmbeds:
-    """Text conditioning of a batch, as the UNet takes it.
+    """Text conditioning of a batch, as the denoiser network takes it.
 
     Attributes:
-        embeds: token embeddings, shape (B, L, D).
-        pooled: pooled text embedding, shape (B, P); SDXL only.
+        embeds: token embeddings, shape (B, L, D) (SD3: CLIP ⊕ T5 tokens; FLUX: T5; Hunyuan-DiT: the first encoder).
+        pooled: pooled text embedding, shape (B, P); SDXL, SD3, FLUX.
+        extras: further per-sample tensors of batch B a family needs (Hunyuan-DiT: attention masks and the mT5
+            tokens); floating ones are cast with the embeddings, integer masks keep their dtype.
     """
 
     embeds: torch.Tensor
     pooled: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.embeds.shape[0]
@@ -52,28 +60,47 @@ class PromptEmbeds:
     def cat(self, other: PromptEmbeds) -> PromptEmbeds:
         """Stack two batches, ``self`` first (diffusers puts the unconditional half first)."""
         pooled = None if self.pooled is None else torch.cat([self.pooled, other.pooled])
-        return PromptEmbeds(torch.cat([self.embeds, other.embeds]), pooled)
+        extras = {key: torch.cat([value, other.extras[key]]) for key, value in self.extras.items()}
+        return PromptEmbeds(torch.cat([self.embeds, other.embeds]), pooled, extras)
+
+    def take(self, index: torch.Tensor) -> PromptEmbeds:
+        """The rows ``index`` (a 1-d long tensor on the embeddings' device; repeats allowed)."""
+        pooled = None if self.pooled is None else self.pooled[index]
+        return PromptEmbeds(self.embeds[index], pooled, {key: value[index] for key, value in self.extras.items()})
 
     def check(self, name: str) -> None:
         """Refuse non-float or non-finite embeddings, naming them ``<name>.embeds`` / ``<name>.pooled``."""
         check_tensor(f"{name}.embeds", self.embeds, shape=("B", "L", "D"))
         if self.pooled is not None:
             check_tensor(f"{name}.pooled", self.pooled, shape=(len(self), "P"))
+        for key, value in self.extras.items():
+            if value.is_floating_point():
+                check_tensor(f"{name}.extras[{key!r}]", value)
 
     def to(self, *args: Any, **kwargs: Any) -> PromptEmbeds:
-        """Move or cast like :meth:`torch.Tensor.to`."""
-        pooled = None if self.pooled is None else self.pooled.to(*args, **kwargs)
-        return replace(self, embeds=self.embeds.to(*args, **kwargs), pooled=pooled)
+        """Move or cast like :meth:`torch.Tensor.to`; a dtype applies to floating tensors only."""
+
+        def move(value: torch.Tensor) -> torch.Tensor:
+            if value.is_floating_point():
+                return value.to(*args, **kwargs)
+            moved = [a for a in args if not isinstance(a, torch.dtype)]
+            return value.to(*moved, **{k: v for k, v in kwargs.items() if k != "dtype"})
+
+        pooled = None if self.pooled is None else move(self.pooled)
+        return replace(self, embeds=move(self.embeds), pooled=pooled,
+                       extras={key: move(value) for key, value in self.extras.items()})
 
 
 class Backbone(nn.Module):
     """A frozen latent diffusion model behind one interface.
 
     Subclasses implement :meth:`_encode_texts` (tokenize and encode a list of strings) and may extend
-    :meth:`_unet_kwargs`. Components are registered as submodules, so ``.to(device)`` moves them all.
+    :meth:`_unet_kwargs` or replace :meth:`_forward` (the raw network call). Components are registered as
+    submodules, so ``.to(device)`` moves them all. The denoiser network is registered under
+    :attr:`network_name` (``unet`` or ``transformer``) and reachable as :attr:`network` on every backbone.
 
     Args:
-        unet: a ``UNet2DConditionModel``.
+        unet: the denoiser network (a ``UNet2DConditionModel`` here; a transformer in DiT families).
         vae: an ``AutoencoderKL``.
         text_encoders: one (SD) or two (SDXL) CLIP text encoders.
         tokenizers: the tokenizer of each text encoder.
@@ -86,6 +113,10 @@ class Backbone(nn.Module):
     pipeline_class: type = type(None)
     load_kwargs: dict[str, Any] = {}
     """Extra arguments for ``pipeline_class.from_pretrained`` (e.g. skip SD's safety checker)."""
+    network_name: str = "unet"
+    """The attribute (and diffusers component name) of the denoiser network."""
+    schedule_kind: str = "ddpm"
+    """``ddpm`` (DDIM grid, the denoiser returns ε) or ``flow`` (σ grid, the denoiser returns the velocity)."""
 
     def __init__(
         self,
@@ -97,31 +128,42 @@ class Backbone(nn.Module):
         force_zeros_for_empty_prompt: bool = False,
     ) -> None:
         super().__init__()
-        self.unet, self.vae = unet, vae
+        setattr(self, self.network_name, unet)
+        self.vae = vae
         self.text_encoders = nn.ModuleList(text_encoders)
         self.tokenizers = list(tokenizers)
         self.scheduler_config = dict(scheduler_config)
         self.force_zeros_for_empty_prompt = force_zeros_for_empty_prompt
         self.requires_grad_(False).eval()
-        alphas_cumprod = DDIMScheduler.from_config(self.scheduler_config).alphas_cumprod
-        self.register_buffer("alphas_cumprod", alphas_cumprod.float(), persistent=False)  # (T,)
+        if self.schedule_kind == "ddpm":
+            alphas_cumprod = DDIMScheduler.from_config(self.scheduler_config).alphas_cumprod
+            self.register_buffer("alphas_cumprod", alphas_cumprod.float(), persistent=False)  # (T,)
 
     # --- properties -------------------------------------------------------------------------------------------
 
     @property
+    def network(self) -> nn.Module:
+        """The denoiser network (UNet or transformer), the module a cost meter hooks."""
+        return getattr(self, self.network_name)
+
+    @property
     def dtype(self) -> torch.dtype:
-        """The dtype of the UNet's weights."""
-        return self.unet.dtype
+        """The dtype of the denoiser's weights."""
+        return self.network.dtype
 
     @property
     def device(self) -> torch.device:
-        """The device of the UNet's weights."""
-        return self.unet.device
+        """The device of the denoiser's weights."""
+        return self.network.device
 
     @property
     def prediction_type(self) -> str:
-        """What the UNet predicts: ``epsilon``, ``v_prediction`` or ``sample``."""
+        """What the network predicts: ``epsilon``, ``v_prediction`` or ``sample`` (DDPM), ``flow`` (velocity)."""
         return self.scheduler_config.get("prediction_type", "epsilon")
+
+    def evaluations_per_step(self, guidance_scale: float) -> int:
+        """Denoiser rows one guided prediction costs per image (1 when ω ∈ {0, 1}, else 2 for CFG)."""
+        return evaluations_per_step(guidance_scale)
 
     @property
     def vae_scale_factor(self) -> int:
@@ -131,7 +173,12 @@ class Backbone(nn.Module):
     @property
     def default_size(self) -> int:
         """The native image side in pixels (the UNet's ``sample_size`` times the VAE factor)."""
-        return self.unet.config.sample_size * self.vae_scale_factor
+        return self.network.config.sample_size * self.vae_scale_factor
+
+    @property
+    def latent_channels(self) -> int:
+        """Channels C of the unpacked latents noise methods see."""
+        return self.network.config.in_channels
 
     def latent_shape(self, height: int | None = None, width: int | None = None) -> tuple[int, int, int]:
         """The per-sample latent shape ``(C, h, w)`` for an image of ``height`` × ``width`` pixels."""
@@ -139,7 +186,7 @@ class Backbone(nn.Module):
         f = self.vae_scale_factor
         if height % f or width % f:
             raise ValueError(f"Image size {height}x{width} must be divisible by the VAE factor {f}.")
-        return self.unet.config.in_channels, height // f, width // f
+        return self.latent_channels, height // f, width // f
 
     # --- text ---------------------------------------------------------------------------------------------------
 
@@ -184,18 +231,17 @@ class Backbone(nn.Module):
     def _unet_kwargs(self, embeds: PromptEmbeds, x: torch.Tensor) -> dict[str, Any]:
         return {"encoder_hidden_states": embeds.embeds}
 
-    def _to_epsilon(self, output: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Convert the UNet output to ε; the conversion is affine with weights summing to one, so CFG commutes."""
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, embeds: PromptEmbeds) -> torch.Tensor:
+        """The raw network output for latents ``x`` (B, C, h, w) in the weights' dtype, same shape."""
+        return self.network(x, t, **self._unet_kwargs(embeds, x)).sample
+
+    def _convert(self, output: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The network output as ε (:func:`~goldennoise.sampling.predictions.to_epsilon`); flow families override."""
         if self.prediction_type == "epsilon":
             return output
-        alpha = self.alphas_cumprod[t.long()].to(x.dtype)
-        if self.prediction_type == "v_prediction":  # v = √ᾱ ε − √(1−ᾱ) x₀  ⇒  ε = √ᾱ v + √(1−ᾱ) x
-            return alpha.sqrt() * output + (1 - alpha).sqrt() * x
-        if self.prediction_type == "sample":
-            return (x - alpha.sqrt() * output) / (1 - alpha).sqrt()
-        raise ValueError(f"Unsupported prediction type {self.prediction_type!r}.")
+        return to_epsilon(self.prediction_type, output, x, self.alphas_cumprod[t.long()].to(x.dtype))
 
-    def predict_noise(
+    def predict(
         self,
         x: torch.Tensor,
         t: torch.Tensor | int,
@@ -203,10 +249,12 @@ class Backbone(nn.Module):
         uncond: PromptEmbeds | None = None,
         guidance_scale: float = 1.0,
     ) -> torch.Tensor:
-        """ε̂ with classifier-free guidance: ``ε(∅) + w·(ε(c) − ε(∅))`` (Ho & Salimans, 2022, Eq. 6).
+        """The sampler's quantity (ε here) with classifier-free guidance: ``ε(∅) + w·(ε(c) − ε(∅))``.
+
+        Ho & Salimans (2022), Eq. 6.
 
         ``w = 1`` evaluates only the conditional branch, ``w = 0`` only the unconditional one; otherwise both run
-        in one batch, unconditional half first, as in diffusers.
+        in one batch, unconditional half first, as in diffusers. Flow families return the velocity instead.
 
         Args:
             x: noisy latents, shape (B, C, h, w).
@@ -222,20 +270,25 @@ class Backbone(nn.Module):
             raise ValueError(f"Latents have batch {x.shape[0]} but the prompt embeddings have batch {len(cond)}.")
         t = torch.as_tensor(t, device=x.device)
         if guidance_scale in (0.0, 1.0):
-            return self._epsilon(x, t, cond if guidance_scale == 1.0 else uncond)
+            return self._prediction(x, t, cond if guidance_scale == 1.0 else uncond)
         if uncond is None:
             raise ValueError(f"guidance_scale={guidance_scale} needs unconditional embeddings.")
-        eps_uncond, eps_cond = self._epsilon(torch.cat([x, x]), t, uncond.cat(cond)).chunk(2)
-        return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+        out_uncond, out_cond = self._prediction(torch.cat([x, x]), t, uncond.cat(cond)).chunk(2)
+        return out_uncond + guidance_scale * (out_cond - out_uncond)
 
-    def _epsilon(self, x: torch.Tensor, t: torch.Tensor, embeds: PromptEmbeds) -> torch.Tensor:
-        """One UNet call in the weights' dtype; ε comes back in ``x``'s dtype, so DDIM arithmetic keeps it."""
-        x_in = x.to(self.dtype)
-        output = self.unet(x_in, t, **self._unet_kwargs(embeds, x_in)).sample.to(x.dtype)
-        return self._to_epsilon(output, x, t)
+    def predict_noise(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The UNet-era name of :meth:`predict` (ε on DDPM backbones, the velocity on flow ones)."""
+        return self.predict(*args, **kwargs)
+
+    def _prediction(self, x: torch.Tensor, t: torch.Tensor, embeds: PromptEmbeds) -> torch.Tensor:
+        """One network call in the weights' dtype; the result comes back converted, in ``x``'s dtype."""
+        output = self._forward(x.to(self.dtype), t, embeds).to(x.dtype)
+        return self._convert(output, x, t)
 
     def denoiser(self, cond: PromptEmbeds, uncond: PromptEmbeds | None = None, guidance_scale: float = 1.0) -> Denoiser:
-        """Bind conditioning and guidance: the result is a ``denoiser(x, t) -> ε`` for :mod:`goldennoise.sampling`.
+        """Bind conditioning and guidance: a ``denoiser(x, t)`` for :mod:`goldennoise.sampling`.
+
+        It returns what the backbone's :meth:`schedule` needs: ε on a DDIM grid, the velocity on a flow grid.
 
         The embeddings are checked here, once per binding rather than once per step: non-float or non-finite ones
         raise an error naming them (``cond.embeds``, ``uncond.pooled``, ...).
@@ -244,7 +297,7 @@ class Backbone(nn.Module):
         if uncond is not None:
             uncond.check("uncond")
         check_finite("guidance_scale", guidance_scale)
-        return functools.partial(self.predict_noise, cond=cond, uncond=uncond, guidance_scale=guidance_scale)
+        return functools.partial(self.predict, cond=cond, uncond=uncond, guidance_scale=guidance_scale)
 
     # --- images -------------------------------------------------------------------------------------------------
 
@@ -262,7 +315,7 @@ class Backbone(nn.Module):
         """
         vae = self._vae_for_decoding()
         check_tensor("latents", latents, shape=("B", vae.config.latent_channels, "h", "w"))
-        latents = latents / vae.config.scaling_factor
+        latents = latents / vae.config.scaling_factor + self._vae_shift()
         image = vae.decode(latents.to(vae.dtype)).sample
         return (image / 2 + 0.5).clamp(0, 1)
 
@@ -272,7 +325,11 @@ class Backbone(nn.Module):
         if images.min() < 0 or images.max() > 1:
             raise ValueError("encode_images expects images in [0, 1].")
         posterior = self.vae.encode((2 * images - 1).to(self.vae.dtype)).latent_dist
-        return posterior.mean * self.vae.config.scaling_factor
+        return (posterior.mean - self._vae_shift()) * self.vae.config.scaling_factor
+
+    def _vae_shift(self) -> float:
+        """The VAE's latent shift (SD3 and FLUX VAEs have one; SD's has none)."""
+        return self.vae.config.get("shift_factor", None) or 0.0
 
     # --- schedulers and pipelines -------------------------------------------------------------------------------
 
@@ -281,6 +338,16 @@ class Backbone(nn.Module):
         if name not in SCHEDULERS:
             raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
         return SCHEDULERS[name].from_config(self.scheduler_config, **overrides)
+
+    def schedule(self, num_steps: int, latent_size: tuple[int, int] | None = None) -> Schedule:
+        """The time grid of this backbone's own sampler: :meth:`ddim_schedule` here, a σ grid on flow backbones.
+
+        Args:
+            num_steps: sampler steps.
+            latent_size: the latents' ``(h, w)``; flow models with a resolution-dependent shift (FLUX) need it,
+                ``None`` means the native size.
+        """
+        return self.ddim_schedule(num_steps)
 
     def ddim_schedule(self, num_steps: int) -> DDIMSchedule:
         """The grid diffusers' ``DDIMScheduler`` visits in ``num_steps`` steps under this model's configuration.

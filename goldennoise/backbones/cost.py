@@ -79,7 +79,7 @@ class CostMeter:
 
     Use as a context manager (hooks are removed on exit)::
 
-        with CostMeter(backbone.unet) as meter:
+        with CostMeter(backbone.network) as meter:
             with meter.phase("method", images=len(noise)):
                 noise = method(noise, ctx)
             with meter.phase("sampling", images=len(noise)):
@@ -87,7 +87,7 @@ class CostMeter:
         meter.per_image()  # {"method/evaluations": ..., "sampling/evaluations": ..., ...}
 
     Args:
-        network: the denoiser network (``Backbone.unet``).
+        network: the denoiser network (``Backbone.network``: a UNet or a transformer).
     """
 
     def __init__(self, network: nn.Module) -> None:

@@ -16,15 +16,21 @@ from diffusers import DiffusionPipeline
 from huggingface_hub import constants as hub_constants
 
 from goldennoise import hub
-from goldennoise.backbones import tiny
+from goldennoise.backbones import tiny, tiny_dit
 from goldennoise.backbones.base import Backbone
+from goldennoise.backbones.flux import FluxBackbone
+from goldennoise.backbones.hunyuan import HunyuanDiTBackbone
 from goldennoise.backbones.sd import StableDiffusionBackbone
+from goldennoise.backbones.sd3 import StableDiffusion3Backbone
 from goldennoise.backbones.sdxl import StableDiffusionXLBackbone
 from goldennoise.errors import MissingWeightsError
 
 FAMILIES: dict[str, type[Backbone]] = {
     "StableDiffusionPipeline": StableDiffusionBackbone,
     "StableDiffusionXLPipeline": StableDiffusionXLBackbone,
+    "StableDiffusion3Pipeline": StableDiffusion3Backbone,
+    "FluxPipeline": FluxBackbone,
+    "HunyuanDiTPipeline": HunyuanDiTBackbone,
 }
 """diffusers pipeline class names (``model_index.json``'s ``_class_name``) mapped to backbone families."""
 
@@ -41,6 +47,10 @@ BUILTIN: dict[str, Callable[[], Backbone]] = {
     "tiny-sd": tiny.tiny_sd,
     "tiny-sd-v": functools.partial(tiny.tiny_sd, prediction_type="v_prediction"),
     "tiny-sdxl": tiny.tiny_sdxl,
+    "tiny-sd3": tiny_dit.tiny_sd3,
+    "tiny-flux": tiny_dit.tiny_flux,
+    "tiny-flux-schnell": functools.partial(tiny_dit.tiny_flux, variant="schnell"),
+    "tiny-hunyuan-dit": tiny_dit.tiny_hunyuan_dit,
     "shapes": shapes_backbone,
 }
 """Backbones by name: random-weight tiny models of the real architectures, built in code, and ``shapes``, the
@@ -83,16 +93,19 @@ def _model_index(name: str) -> dict:
 
 
 def from_pretrained(name: str, dtype: str | torch.dtype = "float32", variant: str | None = None) -> Backbone:
-    """Load a diffusers SD 1.x / 2.x or SDXL model folder or hub id as a backbone.
+    """Load a diffusers SD 1.x / 2.x, SDXL, SD3 / SD3.5, FLUX.1 or Hunyuan-DiT model folder or hub id as a backbone.
 
     Args:
-        name: a local folder with ``model_index.json`` or a hub id (``stabilityai/stable-diffusion-xl-base-1.0``).
+        name: a local folder with ``model_index.json`` or a hub id (``stabilityai/stable-diffusion-xl-base-1.0``,
+            ``stabilityai/stable-diffusion-3.5-large``, ``black-forest-labs/FLUX.1-schnell``,
+            ``Tencent-Hunyuan/HunyuanDiT-v1.2-Diffusers``).
         dtype: weight dtype.
         variant: weight file variant, e.g. ``"fp16"``.
     """
     family_name = _model_index(name).get("_class_name")
     if family_name not in FAMILIES:
-        raise ValueError(f"'{name}' is a {family_name}; goldennoise supports {sorted(FAMILIES)}.")
+        raise ValueError(f"'{name}' is a {family_name}; goldennoise supports the pipeline classes "
+                         f"{sorted(FAMILIES)} (SD 1.x/2.x, SDXL, SD3/3.5, FLUX.1, Hunyuan-DiT).")
     family = FAMILIES[family_name]
     try:
         pipe = family.pipeline_class.from_pretrained(name, dtype=parse_dtype(dtype), variant=variant,
@@ -110,7 +123,7 @@ def load_backbone(
     device: str | torch.device | None = None,
     variant: str | None = None,
 ) -> Backbone:
-    """A backbone by built-in name (``tiny-sd``, ``tiny-sd-v``, ``tiny-sdxl``, ``shapes``), hub id or local folder.
+    """A backbone by built-in name (:data:`BUILTIN`: ``tiny-sd``, ``tiny-flux``, ``shapes``, ...), hub id or folder.
 
     Args:
         name: built-in name, hub id or folder.

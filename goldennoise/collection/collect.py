@@ -28,11 +28,7 @@ from goldennoise.collection.scoring import ScoreFn, build_scorers
 from goldennoise.data.npd_embeddings import build_embedding_cache, cache_dir, usable_cache
 from goldennoise.data.npd_store import NPD_FORMAT, iter_shards, write_index
 from goldennoise.engine import EngineSettings, Item, RunStats, run_job
-from goldennoise.sampling import DDIMSchedule, noise_for_seeds, redenoise_step, sample_ddim
-
-
-def _rows(embeds: PromptEmbeds, rows: torch.Tensor) -> PromptEmbeds:
-    return PromptEmbeds(embeds.embeds[rows], None if embeds.pooled is None else embeds.pooled[rows])
+from goldennoise.sampling import Schedule, noise_for_seeds, redenoise, sample
 
 
 @torch.inference_mode()
@@ -51,7 +47,7 @@ def encode_unique(backbone, prompts: list[str], batch_size: int) -> tuple[dict[s
 
 
 @torch.inference_mode()
-def collect_batch(backbone, items: list[Item], config: CollectConfig, schedule: DDIMSchedule,
+def collect_batch(backbone, items: list[Item], config: CollectConfig, schedule: Schedule,
                   scorers: dict[str, ScoreFn], latent_shape: tuple[int, int, int], text=None) -> dict:
     """Re-denoise, sample both images and score them for one batch of B pairs.
 
@@ -59,7 +55,7 @@ def collect_batch(backbone, items: list[Item], config: CollectConfig, schedule: 
         backbone: the frozen model.
         items: B ``(prompt_id, prompt, seed)``.
         config: run settings.
-        schedule: the DDIM grid (one per run).
+        schedule: the backbone's grid (one per run; DDIM, or σ levels on flow backbones).
         scorers: score functions by name.
         latent_shape: ``(C, h, w)``.
         text: :func:`encode_unique` of prompts covering the batch; ``None`` encodes the batch's prompts.
@@ -69,15 +65,15 @@ def collect_batch(backbone, items: list[Item], config: CollectConfig, schedule: 
     """
     prompts, seeds = [prompt for _, prompt, _ in items], [seed for _, _, seed in items]
     noise = noise_for_seeds(seeds, latent_shape, dtype=parse_dtype(config.noise_dtype))
-    x = noise.to(backbone.device, torch.float32)  # (B, C, h, w); DDIM arithmetic in fp32
+    x = noise.to(backbone.device, torch.float32)  # (B, C, h, w); sampler arithmetic in fp32
     rows, cond_all, uncond_all = text or encode_unique(backbone, prompts, len(prompts))
     index = torch.tensor([rows[p] for p in prompts], device=cond_all.embeds.device)
-    cond, uncond = _rows(cond_all, index), _rows(uncond_all, index)  # (B, L, D) each
-    golden = redenoise_step(backbone.denoiser(cond, uncond, config.denoise_guidance),
+    cond, uncond = cond_all.take(index), uncond_all.take(index)  # (B, L, D) each
+    golden = redenoise(backbone.denoiser(cond, uncond, config.denoise_guidance),
                             backbone.denoiser(cond, uncond, config.inversion_guidance),
                             x, schedule, config.convention, config.repeats)  # (B, C, h, w)
     both = backbone.denoiser(cond.cat(cond), uncond.cat(uncond), config.denoise_guidance)
-    images = backbone.decode(sample_ddim(both, torch.cat([x, golden]), schedule))  # (2B, 3, H, W)
+    images = backbone.decode(sample(both, torch.cat([x, golden]), schedule))  # (2B, 3, H, W)
     b = len(items)
     scores = {}
     for name, score in scorers.items():
@@ -119,8 +115,8 @@ class CollectionJob:
             return  # set up already (a job object reused for another run)
         self.backbone = load_backbone(c.backbone, dtype=c.backbone_dtype, device=device)
         self.scorers = build_scorers(c.scorers)
-        self.schedule = self.backbone.ddim_schedule(c.num_steps)  # a fresh scheduler per run
         self.latent_shape = self.backbone.latent_shape(c.image_size, c.image_size)
+        self.schedule = self.backbone.schedule(c.num_steps, self.latent_shape[1:])  # a fresh scheduler per run
 
     def begin_shard(self, items: list[Item]) -> None:
         """Encode the shard's distinct prompts once (a shard of prompts × seeds repeats each prompt)."""

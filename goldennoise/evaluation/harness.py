@@ -78,7 +78,7 @@ def generate_batch(backbone: Backbone, prompts: Sequence[str], seeds: Sequence[i
         the images (B, 3, H, W) in [0, 1], and the per-image cost.
     """
     ctx, noise = initial_noise(backbone, prompts, seeds, sampler)
-    with CostMeter(backbone.unet) as meter:
+    with CostMeter(backbone.network) as meter:
         method_noise, images = run_method(spec, noise, ctx, meter)
     return noise, method_noise, images, meter.per_image()
 
@@ -102,7 +102,7 @@ def evaluate_batch(backbone: Backbone, items: Sequence[Item], methods: Sequence[
     ctx, noise = initial_noise(backbone, prompts, seeds, sampler)  # noise (B, C, h, w)
     records, images = [], {}
     for spec in methods:
-        with CostMeter(backbone.unet) as meter:
+        with CostMeter(backbone.network) as meter:
             _, method_images = run_method(spec, noise, ctx, meter)
         scores = _scores(metrics, method_images, prompts)
         cost = meter.per_image()

@@ -16,7 +16,7 @@ from torch import nn
 
 from goldennoise.checks import check_int
 from goldennoise.lit.frozen import FrozenBackboneModule
-from goldennoise.sampling import RedenoiseConvention, noise_for_seeds, redenoise_step
+from goldennoise.sampling import RedenoiseConvention, noise_for_seeds, redenoise
 
 
 class RedenoiseRegressionModule(FrozenBackboneModule):
@@ -48,7 +48,7 @@ class RedenoiseRegressionModule(FrozenBackboneModule):
         super().__init__(backbone, backbone_dtype)
         self.save_hyperparameters()
         self.latent_shape = self.backbone.latent_shape(image_size, image_size)
-        self.schedule = self.backbone.ddim_schedule(num_steps)  # fixed for the run: built once, not per batch
+        self.schedule = self.backbone.schedule(num_steps, self.latent_shape[1:])  # built once, not per batch
         channels = self.latent_shape[0]
         self.mixer = nn.Conv2d(channels, channels, kernel_size=1)
         with torch.no_grad():  # start at the identity: the golden noise is close to its source
@@ -65,7 +65,7 @@ class RedenoiseRegressionModule(FrozenBackboneModule):
         noise = noise_for_seeds(batch["seed"].tolist(), self.latent_shape, device=self.device)
         cond, uncond = self.backbone.encode_prompt(list(batch["prompt"]))
         hp = self.hparams
-        golden = redenoise_step(
+        golden = redenoise(
             self.backbone.denoiser(cond, uncond, hp.denoise_guidance),
             self.backbone.denoiser(cond, uncond, hp.inversion_guidance),
             noise, self.schedule, hp.convention,

@@ -8,6 +8,7 @@
 | :class:`AestheticScore` | ``aesthetic_score`` | ``aesthetic`` | LAION ``sac+logos+ava1-l14-linearMSE`` |
 | :class:`CLIPScore` | ``clip_score`` | ``clip_score`` | ``openai/clip-vit-large-patch14`` |
 | :class:`ShapesAlignment` | ``shapes_alignment`` | per fact | none: an exact reader of the shapes world |
+| :class:`SoftShapesAlignment` | — | ``soft_shapes_alignment`` | none: its differentiable surrogate (a reward) |
 
 The functional twins live in :mod:`goldennoise.metrics.functional` (``shapes_alignment`` in
 :mod:`goldennoise.metrics.shapes_alignment`).
@@ -26,6 +27,7 @@ from goldennoise.metrics.image_reward import ImageReward
 from goldennoise.metrics.paired import paired_bootstrap_ci, paired_summary
 from goldennoise.metrics.pickscore import PickScore
 from goldennoise.metrics.shapes_alignment import ShapesAlignment
+from goldennoise.metrics.soft_shapes_alignment import SoftShapesAlignment
 
 __all__ = [
     "AestheticScore",
@@ -35,6 +37,7 @@ __all__ = [
     "PickScore",
     "PromptImageMetric",
     "ShapesAlignment",
+    "SoftShapesAlignment",
     "functional",
     "paired_bootstrap_ci",
     "paired_summary",

@@ -22,6 +22,7 @@ from goldennoise.metrics.hps import HPSv2Score
 from goldennoise.metrics.image_reward import ImageReward
 from goldennoise.metrics.pickscore import PickScore
 from goldennoise.metrics.shapes_alignment import ShapesAlignment
+from goldennoise.metrics.soft_shapes_alignment import SoftShapesAlignment
 
 METRICS: dict[str, type[Metric]] = {
     "hpsv2": HPSv2Score,
@@ -30,10 +31,11 @@ METRICS: dict[str, type[Metric]] = {
     "aesthetic": AestheticScore,
     "clip_score": CLIPScore,
     "shapes_alignment": ShapesAlignment,
+    "soft_shapes_alignment": SoftShapesAlignment,
 }
 """Metric classes by registry name."""
 
-WEIGHTLESS = ("shapes_alignment",)
+WEIGHTLESS = ("shapes_alignment", "soft_shapes_alignment")
 """Metrics without a scorer network (no ``model`` argument)."""
 
 

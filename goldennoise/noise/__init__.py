@@ -3,6 +3,8 @@
 | method | module | paper |
 |---|---|---|
 | :class:`NPNet` | :mod:`~goldennoise.noise.npnet`, :mod:`~goldennoise.noise.npnet_checkpoint` | arXiv 2411.09502 |
+| :class:`RewardOptimization` | :mod:`~goldennoise.noise.reward` | ReNO, arXiv 2406.04312 |
+| :class:`BestOfN` (one verifier or a mean-rank ensemble) | :mod:`~goldennoise.noise.selection` | arXiv 2501.09732 |
 
 Every method takes and returns unit-variance noise (:class:`NoiseMethod`); :class:`NPNetPlugin` runs a trained NPNet
 in front of any diffusers pipeline::
@@ -32,6 +34,7 @@ from goldennoise.noise.npnet_checkpoint import (
 )
 from goldennoise.noise.plugin import NPNetNetworkNoise, NPNetNoise, NPNetPlugin, encode_for_npnet
 from goldennoise.noise.redenoise import Redenoise
+from goldennoise.noise.reward import RewardOptimization
 from goldennoise.noise.selection import BestOfN
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "NPNetNoise",
     "NoiseContext",
     "Redenoise",
+    "RewardOptimization",
     "SamplerSettings",
     "SMALL_SWIN",
     "NPNet",

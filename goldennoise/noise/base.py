@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from goldennoise.backbones import SCHEDULERS, Backbone, PromptEmbeds
+from goldennoise.backbones import FLOW_SCHEDULERS, SCHEDULERS, Backbone, PromptEmbeds
 from goldennoise.backbones.cost import CostMeter, evaluations_per_step
 from goldennoise.backbones.generate import sample_images
 
@@ -32,8 +32,9 @@ class SamplerSettings:
     Args:
         steps: sampler steps.
         guidance_scale: classifier-free guidance ω (1 = conditional branch only, no unconditional batch).
-        scheduler: ``ddim`` (goldennoise's DDIM loop) or another diffusers scheduler name (``dpm_solver``,
-            ``euler``), run through the backbone's diffusers pipeline.
+        scheduler: ``ddim`` or ``flow_euler`` (goldennoise's own loop: DDIM on DDPM backbones, flow Euler on flow
+            backbones) or another diffusers scheduler name (``dpm_solver``, ``euler``), run through the backbone's
+            diffusers pipeline.
         image_size: image side in pixels; ``None`` uses the backbone's native size.
     """
 
@@ -45,8 +46,9 @@ class SamplerSettings:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"Sampler steps must be at least 1, got {self.steps}.")
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"Unknown scheduler {self.scheduler!r}; choose one of {sorted(SCHEDULERS)}.")
+        if self.scheduler not in (*SCHEDULERS, *FLOW_SCHEDULERS):
+            raise ValueError(f"Unknown scheduler {self.scheduler!r}; "
+                             f"choose one of {sorted((*SCHEDULERS, *FLOW_SCHEDULERS))}.")
 
     def evaluations_per_image(self) -> int:
         """Denoiser evaluations one sampling costs per image."""
@@ -99,12 +101,9 @@ class NoiseContext:
         """The context of the samples ``index`` (repeats allowed: ``rows([0, 0, 1, 1])`` pairs two noises a prompt)."""
         index = torch.as_tensor(index, dtype=torch.long)
         take = index.to(self.cond.embeds.device)
-
-        def pick(embeds: PromptEmbeds) -> PromptEmbeds:
-            return PromptEmbeds(embeds.embeds[take], None if embeds.pooled is None else embeds.pooled[take])
-
         return replace(self, prompts=[self.prompts[i] for i in index.tolist()],
-                       seeds=[self.seeds[i] for i in index.tolist()], cond=pick(self.cond), uncond=pick(self.uncond),
+                       seeds=[self.seeds[i] for i in index.tolist()], cond=self.cond.take(take),
+                       uncond=self.uncond.take(take),
                        _reusable=None)
 
     def sample(self, noise: torch.Tensor, guidance_scale: float | None = None) -> torch.Tensor:

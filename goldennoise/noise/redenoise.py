@@ -1,9 +1,11 @@
 """NPNet's re-denoise golden noise as a noise method: the teacher NPNet learns to imitate (arXiv 2411.09502, Sec. 3.1).
 
 ``x'_T = DDIM-Inversion(DDIM(x_T))``: one DDIM step at the denoising guidance ω_l, then one inversion step back at
-the weaker guidance ω_w (:func:`goldennoise.sampling.redenoise_step`). Scoring it beside NPNet shows how much of its
-teacher's effect a trained NPNet recovers. It costs ``repeats · (e(ω_l) + e(ω_w))`` denoiser evaluations per image,
-``e(ω)`` being 1 for ω ∈ {0, 1} and 2 otherwise.
+the weaker guidance ω_w (:func:`goldennoise.sampling.redenoise`: DDIM on DDPM backbones, flow Euler on flow
+backbones). On FLUX.1-dev ω_l and ω_w are two values of the distilled guidance input (docs/backbones.md).
+Scoring it beside NPNet shows how much of its teacher's effect a trained NPNet recovers. It costs
+``repeats · (e(ω_l) + e(ω_w))`` denoiser evaluations per image, ``e(ω)`` being 1 for ω ∈ {0, 1} and 2 otherwise
+(always 1 on a guidance-distilled model).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from goldennoise.noise.base import NoiseContext, NoiseMethod
-from goldennoise.sampling import RedenoiseConvention, redenoise_step
+from goldennoise.sampling import RedenoiseConvention, redenoise
 
 
 class Redenoise(NoiseMethod):
@@ -40,9 +42,9 @@ class Redenoise(NoiseMethod):
 
     def forward(self, noise: torch.Tensor, ctx: NoiseContext) -> torch.Tensor:
         backbone = ctx.backbone
-        schedule = backbone.ddim_schedule(self.steps or max(ctx.sampler.steps, 2))
-        x = noise.to(backbone.device, torch.float32)  # (B, C, h, w); DDIM arithmetic in fp32
-        golden = redenoise_step(backbone.denoiser(ctx.cond, ctx.uncond, self.denoise_guidance),
+        schedule = backbone.schedule(self.steps or max(ctx.sampler.steps, 2), tuple(noise.shape[-2:]))
+        x = noise.to(backbone.device, torch.float32)  # (B, C, h, w); sampler arithmetic in fp32
+        golden = redenoise(backbone.denoiser(ctx.cond, ctx.uncond, self.denoise_guidance),
                                 backbone.denoiser(ctx.cond, ctx.uncond, self.inversion_guidance),
                                 x, schedule, self.convention, self.repeats)
         return golden.to(noise.dtype)

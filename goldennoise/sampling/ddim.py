@@ -78,8 +78,15 @@ def ddim_move(
 
 
 def _predict(denoiser: Denoiser, x: torch.Tensor, t: torch.Tensor, checkpoint: bool) -> torch.Tensor:
+    """One denoiser call; with ``checkpoint``, recomputed whole in the backward pass.
+
+    PyTorch's checkpoint stops a recompute early by default, as soon as the saved tensors are rebuilt, before the
+    network returns: a forward hook (the cost meter's) would never see it. Early stop is off here, so every recompute
+    is a complete, counted denoiser call.
+    """
     if checkpoint:
-        return torch.utils.checkpoint.checkpoint(denoiser, x, t, use_reentrant=False)
+        with torch.utils.checkpoint.set_checkpoint_early_stop(False):
+            return torch.utils.checkpoint.checkpoint(denoiser, x, t, use_reentrant=False)
     return denoiser(x, t)
 
 

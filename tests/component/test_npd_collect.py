@@ -62,7 +62,7 @@ def test_stored_target_is_the_hand_computed_redenoise_step(tmp_path, backbone_na
     backbone = request.getfixturevalue(backbone_name.replace("-", "_"))
     if backbone_name == "tiny-sd":  # the images do not enter the target: skip their 40 UNet calls on this backbone
         module = importlib.import_module("goldennoise.collection.collect")  # the package re-exports `collect()`
-        monkeypatch.setattr(module, "sample_ddim", lambda denoiser, noise, schedule: noise)
+        monkeypatch.setattr(module, "sample", lambda denoiser, noise, schedule: noise)
     summary, shard, tensors = run_collection(tmp_path, backbone_name, convention)
     x, expected = hand_redenoise(backbone, ["a red fox"] * 2, [3, 8], convention)
     assert torch.equal(tensors["noise"], x)  # fp16 per-seed CPU noise, stored exactly
@@ -150,7 +150,7 @@ def test_rerun_recollects_a_changed_shard_and_rebuilds_a_damaged_cache(tiny_npd)
 
 def test_a_failed_collection_does_not_refuse_the_corrected_rerun(tmp_path, monkeypatch):
     module = importlib.import_module("goldennoise.collection.collect")
-    monkeypatch.setattr(module, "sample_ddim", lambda denoiser, noise, schedule: noise)  # images unused here
+    monkeypatch.setattr(module, "sample", lambda denoiser, noise, schedule: noise)  # images unused here
     settings = {"output_dir": str(tmp_path / "npd"), "prompts": ["a red fox"], "seeds": "0-1", "num_steps": 2,
                 "image_size": 16, "batch_size": 2, "shard_size": 2, "scorers": [ScorerSpec("hpsv2", model="tiny")],
                 "progress": False, "accelerator": "cpu", "cache_embeddings": False}

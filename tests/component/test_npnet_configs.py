@@ -13,7 +13,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "npnet"
 CASES = {  # config files (composed left to right) → expected NPNet parameter total, harness (backbone, guidance)
     "sdxl": (["sdxl.yaml"], 30_470_427, ("stabilityai/stable-diffusion-xl-base-1.0", 5.5)),
     "dreamshaper_xl": (["sdxl.yaml", "dreamshaper_xl.yaml"], 30_470_427, ("lykon/dreamshaper-xl-v2-turbo", 3.5)),
-    "hunyuan_dit": (["sdxl.yaml", "hunyuan_dit.yaml"], 29_839_643, None),
+    "hunyuan_dit": (["sdxl.yaml", "hunyuan_dit.yaml"], 29_839_643, ("Tencent-Hunyuan/HunyuanDiT-v1.2-Diffusers", 5.0)),
     "shapes": (["shapes.yaml"], None, ("shapes", 1.0)),
 }
 

@@ -106,7 +106,13 @@ def alignment_scores(
     specs = as_specs(prompts)
     if len(specs) != len(images):
         raise ValueError(f"Got {len(images)} images but {len(specs)} prompts; pass one prompt per image.")
-    objects = read_objects(images, settings)
+    return scores_of_objects(read_objects(images, settings), specs)
+
+
+def scores_of_objects(
+    objects: Sequence[Sequence[DetectedObject]], specs: Sequence[PromptSpec]
+) -> dict[str, torch.Tensor]:
+    """:func:`alignment_scores` of objects already read, one list per image, against one spec per image."""
     counts = [fact_counts(spec, objs) for spec, objs in zip(specs, objects, strict=True)]
     correct, total = torch.stack([c for c, _ in counts]), torch.stack([t for _, t in counts])  # (B, 4) each
     count_correct = torch.tensor([len(o) == len(s.objects) for o, s in zip(objects, specs, strict=True)]).float()

@@ -1,13 +1,31 @@
-"""Seeded image corruptions the alignment reader must survive: blur, noise and color jitter.
+"""Seeded image corruptions the alignment reader must survive: blur, noise, color jitter and a VAE round-trip.
 
 Each takes and returns ``(B, 3, H, W)`` in [0, 1]; random ones draw from a ``torch.Generator`` argument only. The
 defaults are the levels the reader's accuracy is measured at (``tests/unit/test_shapes_metric.py``).
+:func:`vae_roundtrip` makes the condition of generated images: what a backbone's VAE draws of a render.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 import torch
 import torchvision.transforms.v2.functional as TF
+
+Corruption = Callable[..., torch.Tensor]
+"""``corrupt(images, generator=None) -> images``, both ``(B, 3, H, W)`` in [0, 1]."""
+
+
+class HasVAE(Protocol):
+    """What :func:`vae_roundtrip` needs of a backbone (:class:`~goldennoise.backbones.base.Backbone` has it)."""
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
@@ -67,6 +85,24 @@ def _blur(images: torch.Tensor, generator: torch.Generator | None = None) -> tor
 
 def _combined(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     return color_jitter(gaussian_noise(gaussian_blur(images), generator=generator), generator=generator)
+
+
+def vae_roundtrip(backbone: HasVAE, batch_size: int = 256) -> Corruption:
+    """The condition "encoded and decoded by ``backbone``'s VAE" (posterior mean, so deterministic).
+
+    Args:
+        backbone: has ``device``, ``encode_images`` (images in [0, 1] to latents) and ``decode`` (latents to
+            images in [0, 1]); images come back on the input's device and dtype.
+        batch_size: images per VAE call.
+    """
+
+    @torch.inference_mode()
+    def roundtrip(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        chunks = [backbone.decode(backbone.encode_images(chunk.to(backbone.device))).to(images)
+                  for chunk in images.split(batch_size)]
+        return torch.cat(chunks).clamp(0.0, 1.0)
+
+    return roundtrip
 
 
 CORRUPTIONS = {"clean": _identity, "blur": _blur, "noise": gaussian_noise, "color_jitter": color_jitter,

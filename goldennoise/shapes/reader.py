@@ -1,4 +1,4 @@
-"""Read the objects back from a shapes image, by rule: no weights, exact on renders.
+"""Read the objects back from a shapes image: colors, objects and boxes by rule, shapes by rule or a small fit.
 
 1. Foreground: pixels bright enough (HSV value) and saturated enough; each takes the palette color nearest in hue
    (:data:`~goldennoise.shapes.world.COLOR_HUES`, 60° apart, so a global hue shift under 30° keeps every color).
@@ -9,6 +9,12 @@
 4. Shape: for each shape and each candidate blur σ, the box whose template has the measured centroid and second
    moments (a Gaussian blur keeps the centroid and adds σ² to each variance) is drawn, blurred by σ, and compared
    with the coverage by soft IoU; the best shape wins and its box gives the object's center and size.
+5. Decoded shapes: a VAE does not draw what the renderer draws (the embedded backbone's draws crosses as diamonds and
+   rounds squares and triangles, by an amount that depends on the object's size and color), and step 4 calls many
+   of those circles. With ``ReaderSettings.shape_classifier`` set (the default), a small classifier fitted on
+   train-split renders and their VAE round-trips (:mod:`goldennoise.shapes.shape_classifier`, 6 kB) picks the shape
+   from the object's coverage instead, and step 4's fit of that shape gives the box. ``shape_classifier=None`` is
+   the weight-free reader of steps 1–4.
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ import torch
 import torch.nn.functional as F
 
 from goldennoise.shapes.render import _subpixel_grid, inside_shape
+from goldennoise.shapes.shape_classifier import ShapeClassifier, centered_patch, load_shape_classifier
 from goldennoise.shapes.world import COLORS, SHAPES
 
 
 @dataclass(frozen=True)
 class ReaderSettings:
-    """Thresholds of the rule-based reader (defaults measured on renders with blur, noise and color jitter).
+    """Thresholds of the reader (defaults measured on renders with blur, noise and color jitter) and its shape decision.
 
     Args:
         min_value: least HSV value (max of R, G, B) of a foreground pixel.
@@ -36,6 +43,10 @@ class ReaderSettings:
         peak_quantile: quantile of an object's values taken as its full brightness.
         template_blurs: Gaussian blurs of the templates tried, so a blurred object matches its shape; in pixels of a
             32-pixel image (scaled with the image side, as the objects are).
+        shape_classifier: name (or ``.safetensors`` path) of the fitted classifier that decides each object's shape
+            (:func:`~goldennoise.shapes.shape_classifier.load_shape_classifier`); the default ``"shapes-vae"`` was
+            fitted on renders and their round-trips through the embedded backbone's VAE. ``None``: the exact
+            templates decide, the weight-free reader that results before this calibration were measured with.
     """
 
     min_value: float = 0.3
@@ -43,6 +54,7 @@ class ReaderSettings:
     min_area: float = 8.0 / 1024.0
     peak_quantile: float = 0.9
     template_blurs: tuple[float, ...] = (0.0, 0.5, 0.8, 1.1, 1.4, 1.8)
+    shape_classifier: str | None = "shapes-vae"
 
 
 @dataclass(frozen=True)
@@ -169,25 +181,49 @@ def _window(component: torch.Tensor, margin: int) -> tuple[slice, slice]:
             slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, size)))
 
 
-def _describe(component: torch.Tensor, color_mask: torch.Tensor, value: torch.Tensor, background: float,
-              color: str, settings: ReaderSettings) -> DetectedObject:
-    # component: (H, W) bool pixels of one object; color_mask: its color's pixels; value: (H, W) HSV value.
+@dataclass(frozen=True)
+class _ObjectView:
+    # One object's window of the image: its pixels, its coverage estimate and where the pixels lie.
+    color: str
+    component: torch.Tensor  # (h, w) bool, the object's pixels
+    soft: torch.Tensor  # (h, w) coverage near the object, its own color only (what the templates are fitted to)
+    wide: torch.Tensor  # (h, w) coverage near the object, any pixel but other objects' (what the classifier sees)
+    x_sub: torch.Tensor  # (h, w, 16) sub-pixel centers, image pixels
+    y_sub: torch.Tensor
+    image_size: int
+
+
+def _view(component: torch.Tensor, color_mask: torch.Tensor, others: torch.Tensor, value: torch.Tensor,
+          background: float, color: str, settings: ReaderSettings) -> _ObjectView:
+    # component: (H, W) bool pixels of one object; color_mask: its color's pixels; others: foreground pixels of
+    # other colors; value: (H, W) HSV value.
     size = value.shape[-1]
     rows, cols = _window(component, margin=4)
-    component, color_mask, value = component[rows, cols], color_mask[rows, cols], value[rows, cols]
+    component, color_mask, others, value = (t[rows, cols] for t in (component, color_mask, others, value))
     peak = torch.quantile(value[component], settings.peak_quantile)
-    near = F.max_pool2d(component.float()[None, None], 5, stride=1, padding=2)[0, 0].bool() & color_mask
-    soft = ((value - background) / (peak - background).clamp_min(1e-6)).clamp(0.0, 1.0) * near  # (h, w) coverage
+    near = F.max_pool2d(component.float()[None, None], 5, stride=1, padding=2)[0, 0].bool()
+    level = ((value - background) / (peak - background).clamp_min(1e-6)).clamp(0.0, 1.0)  # (h, w)
     x_sub, y_sub = (t[rows, cols] for t in _subpixel_grid(size, 4))  # (h, w, 16)
-    moments = _soft_moments(soft, x_sub.mean(dim=-1), y_sub.mean(dim=-1))
+    # decoder edges drift in hue, so the classifier's coverage keeps off-color pixels unless another object owns them
+    return _ObjectView(color, component, level * (near & color_mask), level * (near & ~others), x_sub, y_sub, size)
+
+
+def _patch(view: _ObjectView, patch_size: int, extent: float) -> torch.Tensor:
+    return centered_patch(view.wide, view.x_sub.mean(dim=-1), view.y_sub.mean(dim=-1), patch_size, extent,
+                          view.image_size)
+
+
+def _describe(view: _ObjectView, settings: ReaderSettings, classifier: ShapeClassifier | None) -> DetectedObject:
+    size = view.image_size
     blurs = tuple(sigma * size / 32.0 for sigma in settings.template_blurs)
-    boxes = _fitted_boxes(moments, blurs)  # (S, K, 4)
-    scores = _soft_iou(soft, _templates(boxes, blurs, x_sub, y_sub))  # (S, K)
+    boxes = _fitted_boxes(_soft_moments(view.soft, view.x_sub.mean(dim=-1), view.y_sub.mean(dim=-1)), blurs)
+    scores = _soft_iou(view.soft, _templates(boxes, blurs, view.x_sub, view.y_sub))  # (S, K)
     best_shape_scores, best_blur = scores.max(dim=1)
-    best = int(best_shape_scores.argmax())
+    best = (int(best_shape_scores.argmax()) if classifier is None
+            else classifier.shape_indices(_patch(view, classifier.patch_size, classifier.extent)[None])[0])
     cx, cy, half_w, half_h = boxes[best, int(best_blur[best])].tolist()
-    return DetectedObject(color=color, shape=SHAPES[best], x=cx / size, y=cy / size, width=2 * half_w / size,
-                          height=2 * half_h / size, area=float(component.sum()) / size**2,
+    return DetectedObject(color=view.color, shape=SHAPES[best], x=cx / size, y=cy / size, width=2 * half_w / size,
+                          height=2 * half_h / size, area=float(view.component.sum()) / size**2,
                           shape_score=float(best_shape_scores[best]))
 
 
@@ -225,30 +261,56 @@ def read_objects(images: torch.Tensor, settings: ReaderSettings | None = None) -
     Returns:
         One list of :class:`DetectedObject` per image.
     """
-    _check_images(images)
+    settings = settings or ReaderSettings()
+    classifier = None if settings.shape_classifier is None else load_shape_classifier(settings.shape_classifier)
     with _one_thread():
-        return _read_objects(images.detach().float().cpu().clamp(0.0, 1.0), settings or ReaderSettings())
+        return [sorted((_describe(view, settings, classifier) for view in views), key=lambda o: -o.area)
+                for views in _object_views(images, settings)]
 
 
-def _objects_in(labels: torch.Tensor, color_masks: torch.Tensor, value: torch.Tensor, background: float,
-                settings: ReaderSettings) -> list[DetectedObject]:
-    # One image: labels and color_masks (C, H, W), value (H, W). Components under min_area are dropped.
-    min_pixels = settings.min_area * value.shape[-1] ** 2
-    objects = []
-    for k, name in enumerate(COLORS):
-        for label in labels[k].unique().tolist():
-            component = labels[k] == label
-            if label > 0 and component.sum() >= min_pixels:
-                objects.append(_describe(component, color_masks[k], value, background, name, settings))
-    return sorted(objects, key=lambda o: -o.area)
+def object_patches(images: torch.Tensor, patch_size: int = 24, extent: float = 7.0,
+                   settings: ReaderSettings | None = None) -> list[dict[str, torch.Tensor]]:
+    """Per image, the classifier's input patch of the largest object of each color found (see :func:`centered_patch`).
+
+    Args:
+        images: ``(B, 3, H, W)`` RGB in [0, 1], square.
+        patch_size: samples per patch side.
+        extent: half-width of the patch in pixels of a 32-pixel image.
+        settings: reader thresholds (which pixels are objects).
+
+    Returns:
+        One ``{color: (patch_size, patch_size) patch}`` per image.
+    """
+    patches = []
+    with _one_thread():
+        for views in _object_views(images, settings or ReaderSettings()):
+            by_size = sorted(views, key=lambda v: float(v.component.sum()))  # larger ones overwrite smaller ones
+            patches.append({view.color: _patch(view, patch_size, extent) for view in by_size})
+    return patches
 
 
-def _read_objects(images: torch.Tensor, settings: ReaderSettings) -> list[list[DetectedObject]]:
+def _object_views(images: torch.Tensor, settings: ReaderSettings) -> list[list[_ObjectView]]:
+    _check_images(images)
+    images = images.detach().float().cpu().clamp(0.0, 1.0)
     hue, saturation, value = rgb_to_hsv(images)  # (B, H, W) each
     foreground = (value > settings.min_value) & (saturation > settings.min_saturation)
     colors = nearest_color_index(hue)
     color_masks = torch.stack([colors == k for k in range(len(COLORS))], dim=1)  # (B, C, H, W)
     labels = label_components((color_masks & foreground[:, None]).flatten(0, 1)).view(color_masks.shape)
     backgrounds = value.flatten(1).median(dim=1).values  # (B,) most of a shapes image is background
-    return [_objects_in(labels[b], color_masks[b], value[b], float(backgrounds[b]), settings)
+    return [_views_in(labels[b], color_masks[b], foreground[b], value[b], float(backgrounds[b]), settings)
             for b in range(images.shape[0])]
+
+
+def _views_in(labels: torch.Tensor, color_masks: torch.Tensor, foreground: torch.Tensor, value: torch.Tensor,
+              background: float, settings: ReaderSettings) -> list[_ObjectView]:
+    # One image: labels and color_masks (C, H, W), foreground and value (H, W). Components under min_area are dropped.
+    min_pixels = settings.min_area * value.shape[-1] ** 2
+    views = []
+    for k, name in enumerate(COLORS):
+        others = foreground & ~color_masks[k]
+        for label in labels[k].unique().tolist():
+            component = labels[k] == label
+            if label > 0 and component.sum() >= min_pixels:
+                views.append(_view(component, color_masks[k], others, value, background, name, settings))
+    return views

@@ -3,6 +3,7 @@
 | method | module | paper |
 |---|---|---|
 | :class:`NPNet` | :mod:`~goldennoise.noise.npnet`, :mod:`~goldennoise.noise.npnet_checkpoint` | arXiv 2411.09502 |
+| :class:`StabilitySelection`, :class:`StabilityOptimization` | :mod:`~goldennoise.noise.stability` | arXiv 2407.14041 |
 
 Every method takes and returns unit-variance noise (:class:`NoiseMethod`); :class:`NPNetPlugin` runs a trained NPNet
 in front of any diffusers pipeline::
@@ -33,6 +34,7 @@ from goldennoise.noise.npnet_checkpoint import (
 from goldennoise.noise.plugin import NPNetNetworkNoise, NPNetNoise, NPNetPlugin, encode_for_npnet
 from goldennoise.noise.redenoise import Redenoise
 from goldennoise.noise.selection import BestOfN
+from goldennoise.noise.stability import StabilityOptimization, StabilityScore, StabilitySelection
 
 __all__ = [
     "PRESETS",
@@ -44,6 +46,9 @@ __all__ = [
     "NoiseContext",
     "Redenoise",
     "SamplerSettings",
+    "StabilityOptimization",
+    "StabilityScore",
+    "StabilitySelection",
     "SMALL_SWIN",
     "NPNet",
     "NPNetConfig",

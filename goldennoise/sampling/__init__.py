@@ -1,4 +1,4 @@
-"""Pure sampling functions: DDIM sampling and inversion, NPNet's re-denoise step, per-seed noise."""
+"""Pure sampling functions: DDIM sampling, inversion (textbook and fixed-point), NPNet's re-denoise, per-seed noise."""
 
 from goldennoise.sampling.ddim import (
     DDIMSchedule,
@@ -11,18 +11,32 @@ from goldennoise.sampling.ddim import (
     redenoise_step,
     sample_ddim,
 )
+from goldennoise.sampling.inversion import (
+    Inverter,
+    InverterName,
+    fixed_point_inversion_step,
+    invert_fixed_point,
+    inverter_calls_per_step,
+    make_inverter,
+)
 from goldennoise.sampling.rng import SEED_MAX, check_seed, noise_for_seeds, parse_seeds
 
 __all__ = [
     "DDIMSchedule",
     "Denoiser",
+    "Inverter",
+    "InverterName",
     "RedenoiseConvention",
     "SEED_MAX",
     "check_seed",
     "ddim_inversion_step",
     "ddim_move",
     "ddim_step",
+    "fixed_point_inversion_step",
+    "inverter_calls_per_step",
+    "invert_fixed_point",
     "invert_ddim",
+    "make_inverter",
     "noise_for_seeds",
     "parse_seeds",
     "redenoise_step",

@@ -37,7 +37,8 @@ def test_partial_loops_are_prefixes_and_invert_back_to_x_t():
 def test_fixed_point_with_no_iteration_is_textbook_and_more_iterations_reconstruct_better():
     schedule, noise = sd_schedule(5), torch.randn(2, 4, 8, 8)
     x0 = sample_ddim(curved, noise, schedule)
-    torch.testing.assert_close(invert_fixed_point(curved, x0, schedule, iterations=0), invert_ddim(curved, x0, schedule))
+    textbook = invert_ddim(curved, x0, schedule)
+    torch.testing.assert_close(invert_fixed_point(curved, x0, schedule, iterations=0), textbook)
     errors = [(invert_fixed_point(curved, x0, schedule, iterations=n) - noise).norm().item() for n in (0, 1, 3, 10)]
     assert errors == sorted(errors, reverse=True) and errors[-1] < 1e-3 * errors[0]
 

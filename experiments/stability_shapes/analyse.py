@@ -103,7 +103,7 @@ def main() -> None:
         summary = json.loads(path.with_suffix(".json").read_text())
         lines += table_lines(summary, path.stem)
     (HERE / "correlation.json").write_text(json.dumps(found, indent=1))
-    (HERE / "table.md").write_text("\n".join(header + lines) + "\n")
+    (Path(__file__).parent / "results/table.md").write_text("\n".join(header + lines) + "\n")
     for c in found:
         print(f"{c['run']:14s} {c['method']:18s} {c['score']:10s} vs {c['against']:9s} n={c['pairs']:4d} "
               f"rho={c['spearman']:+.3f} ({c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f})")

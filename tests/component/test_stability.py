@@ -57,19 +57,19 @@ def test_score_is_the_cosine_of_the_noise_and_its_round_trip(ctx, shapes):
 def test_fixed_point_inversion_makes_the_round_trip_more_stable(ctx2):
     noise = noise_of(ctx2)
     textbook = StabilityScore().scores(noise, ctx2)["stability/s"]
-    refined = StabilityScore(inverter="fixed-point", inversion_iterations=2).scores(noise, ctx2)["stability/s"]
+    refined = StabilityScore(inverter="fixed-point", inversion_iterations=1).scores(noise, ctx2)["stability/s"]
     assert (refined > textbook).all()
 
 
 def test_selection_is_the_brute_force_pick_and_costs_2tk_evaluations(ctx2, shapes):
-    k, steps = 3, ctx2.sampler.steps
+    k, steps = 2, ctx2.sampler.steps
     noise = noise_of(ctx2)
     pool = torch.stack([torch.stack([noise[b]] + [noise_for_seeds([candidate_seed(seed, j)], ctx2.latent_shape())[0]
                                                   for j in range(1, k)]) for b, seed in enumerate(SEEDS)])
     owners = [b for b in range(len(SEEDS)) for _ in range(k)]
     brute = StabilityScore().scores(pool.flatten(0, 1), ctx2.rows(owners))["stability/s"].view(len(SEEDS), k)
     for pick in ("most", "least", "random"):
-        method = StabilitySelection(k=k, pick=pick, memory_limit_mib=0.04, activation_factor=1.0)  # chunks of 2 rows
+        method = StabilitySelection(k=k, pick=pick, memory_limit_mib=0.015, activation_factor=1.0)  # 2-row chunks
         with CostMeter(shapes.unet) as meter, meter.phase("method", len(ctx2)):
             out = method(noise, ctx2)
         assert meter.phases["method"].evaluations == 2 * steps * k * len(ctx2)
@@ -114,7 +114,7 @@ def test_full_mode_checkpointed_gradient_equals_plain_autograd(shapes):
 @pytest.mark.parametrize("mode", ["full", pytest.param("truncated", marks=pytest.mark.slow),
                                   pytest.param("partial-roundtrip", marks=pytest.mark.slow), "stopgrad-unet"])
 def test_optimisation_raises_stability_even_under_inference_mode(ctx2, shapes, mode):
-    method = StabilityOptimization(steps=2, step_size="relative", lr_rel=0.03, gradient_mode=mode, gradient_k=1)
+    method = StabilityOptimization(steps=1, step_size="relative", lr_rel=0.05, gradient_mode=mode, gradient_k=1)
     with CostMeter(shapes.unet) as meter, meter.phase("method", 2), torch.inference_mode():
         out = method(noise_of(ctx2), ctx2)
     stats = method.sample_stats()
@@ -122,7 +122,7 @@ def test_optimisation_raises_stability_even_under_inference_mode(ctx2, shapes, m
     assert (method.history[-1] > method.history[0]).all()
     assert out.shape == noise_of(ctx2).shape and not out.requires_grad
     backward = meter.phases["method"].backward  # optimisation steps × differentiated calls × images
-    assert backward == {"full": 2 * 4 * 2, "truncated": 2 * 1 * 2, "partial-roundtrip": 2 * 2 * 2,
+    assert backward == {"full": 4 * 2, "truncated": 1 * 2, "partial-roundtrip": 2 * 2,
                         "stopgrad-unet": 0}[mode]
 
 
@@ -148,3 +148,16 @@ def test_evaluation_records_the_stability_of_each_sample(shapes):
     assert [r["stat/stability/s"] is None for r in rows] == [True, True, False, False]
     torch.testing.assert_close(images["score"], images["gaussian"])  # the score leaves the noise as it is
     assert rows[2]["cost/method/evaluations"] == 4
+
+
+def test_sdxl_round_trip_uses_the_same_guided_conditioning_both_ways(tiny_sdxl):
+    ctx = NoiseContext.build(tiny_sdxl, PROMPTS, SEEDS, SamplerSettings(steps=2, guidance_scale=3.0))
+    noise = noise_of(ctx)
+    with CostMeter(tiny_sdxl.unet) as meter, meter.phase("method", 2):
+        s = StabilityScore().scores(noise, ctx)["stability/s"]
+    assert meter.phases["method"].evaluations == 2 * 2 * 2 * 2  # 2T calls, two guidance rows, two images
+    assert ctx.cond.pooled is not None
+    denoiser, schedule = tiny_sdxl.denoiser(ctx.cond, ctx.uncond, 3.0), tiny_sdxl.ddim_schedule(2)
+    with torch.no_grad():
+        back = invert_ddim(denoiser, sample_ddim(denoiser, noise, schedule), schedule)
+    torch.testing.assert_close(s, flat_cosine(noise, back))

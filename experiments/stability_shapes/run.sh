@@ -15,7 +15,7 @@ evaluate() {
 evaluate main --config $here/main.yaml
 evaluate opt --config $here/main.yaml --config $here/optimisation.yaml
 evaluate corr --config $here/main.yaml --config $here/correlation.yaml
-evaluate heldout --config $here/main.yaml --config $here/heldout.yaml
 evaluate k8 --config $here/main.yaml --config $here/k8.yaml
+evaluate heldout --config $here/main.yaml --config $here/heldout.yaml
 evaluate corr-steps20 --config $here/main.yaml --config $here/correlation.yaml --config $here/steps20.yaml
 evaluate corr-cfg3 --config $here/main.yaml --config $here/correlation.yaml --config $here/cfg3.yaml

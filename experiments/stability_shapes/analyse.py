@@ -3,10 +3,12 @@
 1. Spearman correlation of each recorded stability score (``s``, ``s_traj``, the partial ``s_partial``) with the exact
    alignment of the same image, and of ``s_partial`` with ``s``, with a 95 % percentile bootstrap CI that resamples
    whole prompts (all seeds of a drawn prompt), as the evaluation's paired CIs do.
-2. One table over every run: method, evaluations and backward passes per image, seconds per image, mean alignment,
+2. Per method, the mean of every recorded per-sample statistic (stability of the picks, norm, mean and std of the
+   optimised noise against the Gaussian's √d, 0 and 1).
+3. One table over every run: method, evaluations and backward passes per image, seconds per image, mean alignment,
    Δ alignment against the run's baseline with its CI (from the harness's summary).
 
-    python experiments/stability_shapes/analyse.py   # writes results/correlation.json and results/table.md
+    python experiments/stability_shapes/analyse.py   # writes results/{correlation,stats}.json, results/table.md
 """
 
 import json
@@ -78,6 +80,18 @@ def correlations(table: dict[str, list], run: str) -> list[dict]:
     return out
 
 
+def stat_means(table: dict[str, list], run: str) -> list[dict]:
+    """Per method, the mean of every recorded ``stat/`` column (stabilities, noise norm, mean and std)."""
+    out = []
+    for method in dict.fromkeys(table["method"]):
+        rows = [i for i, m in enumerate(table["method"]) if m == method]
+        means = {key.removeprefix("stat/"): sum(table[key][i] for i in rows) / len(rows)
+                 for key in table if key.startswith("stat/") and table[key][rows[0]] is not None}
+        if means:
+            out.append({"run": run, "method": method, "pairs": len(rows), **means})
+    return out
+
+
 def table_lines(summary: dict, run: str) -> list[str]:
     """Markdown rows of one run's summary."""
     lines = []
@@ -92,7 +106,7 @@ def table_lines(summary: dict, run: str) -> list[str]:
 
 def main() -> None:
     """Write results/correlation.json and results/table.md and print both."""
-    found = []
+    found, stats = [], []
     header = ["| run | method | CFG | pairs | evals/img | backward/img | s/img | alignment | Δ alignment (95 % CI) |",
               "|---|---|---|---|---|---|---|---|---|"]
     lines = []
@@ -100,13 +114,17 @@ def main() -> None:
         table = pq.read_table(path).to_pydict()
         if SCORES[0] in table:
             found += correlations(table, path.stem)
+        stats += stat_means(table, path.stem)
         summary = json.loads(path.with_suffix(".json").read_text())
         lines += table_lines(summary, path.stem)
     (HERE / "correlation.json").write_text(json.dumps(found, indent=1))
+    (HERE / "stats.json").write_text(json.dumps(stats, indent=1))
     (Path(__file__).parent / "results/table.md").write_text("\n".join(header + lines) + "\n")
     for c in found:
         print(f"{c['run']:14s} {c['method']:18s} {c['score']:10s} vs {c['against']:9s} n={c['pairs']:4d} "
               f"rho={c['spearman']:+.3f} ({c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f})")
+    for row in stats:
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     print("\n".join(header + lines))
 
 

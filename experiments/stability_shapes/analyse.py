@@ -5,10 +5,11 @@
    whole prompts (all seeds of a drawn prompt), as the evaluation's paired CIs do.
 2. Per method, the mean of every recorded per-sample statistic (stability of the picks, norm, mean and std of the
    optimised noise against the Gaussian's √d, 0 and 1).
-3. One table over every run: method, evaluations and backward passes per image, seconds per image, mean alignment,
+3. The paper's own comparison, most stable − least stable pick, paired, with a CI resampled by prompt.
+4. One table over every run: method, evaluations and backward passes per image, seconds per image, mean alignment,
    Δ alignment against the run's baseline with its CI (from the harness's summary).
 
-    python experiments/stability_shapes/analyse.py   # writes results/{correlation,stats}.json, results/table.md
+    python experiments/stability_shapes/analyse.py   # writes results/*.json summaries, results/table.md
 """
 
 import json
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import torch
+
+from goldennoise.metrics.paired import paired_summary
 
 HERE = Path(__file__).parent / "results"
 ALIGNMENT = "score/shapes_alignment/alignment"
@@ -92,6 +95,23 @@ def stat_means(table: dict[str, list], run: str) -> list[dict]:
     return out
 
 
+def most_vs_least(table: dict[str, list], run: str) -> list[dict]:
+    """The paper's comparison, most stable − least stable pick, paired by (prompt, seed), CI resampled by prompt."""
+    def column(method: str) -> dict[tuple[int, int], float]:
+        return {(p, s): a for m, p, s, a in zip(table["method"], table["prompt_id"], table["seed"], table[ALIGNMENT],
+                                                strict=True) if m == method}
+
+    most, least = column("most-stable"), column("least-stable")
+    pairs = sorted(most.keys() & least.keys())
+    if not pairs:
+        return []
+    out = paired_summary(torch.tensor([least[p] for p in pairs], dtype=torch.float64),
+                         torch.tensor([most[p] for p in pairs], dtype=torch.float64),
+                         groups=torch.tensor([p for p, _ in pairs]), resamples=10_000)
+    return [{"run": run, "comparison": "most-stable - least-stable", **{k: out[k] for k in (
+        "delta", "delta_ci95", "wins", "ties", "losses", "pairs")}}]
+
+
 def table_lines(summary: dict, run: str) -> list[str]:
     """Markdown rows of one run's summary."""
     lines = []
@@ -106,7 +126,7 @@ def table_lines(summary: dict, run: str) -> list[str]:
 
 def main() -> None:
     """Write results/correlation.json and results/table.md and print both."""
-    found, stats = [], []
+    found, stats, contrasts = [], [], []
     header = ["| run | method | CFG | pairs | evals/img | backward/img | s/img | alignment | Δ alignment (95 % CI) |",
               "|---|---|---|---|---|---|---|---|---|"]
     lines = []
@@ -115,14 +135,18 @@ def main() -> None:
         if SCORES[0] in table:
             found += correlations(table, path.stem)
         stats += stat_means(table, path.stem)
+        contrasts += most_vs_least(table, path.stem)
         summary = json.loads(path.with_suffix(".json").read_text())
         lines += table_lines(summary, path.stem)
     (HERE / "correlation.json").write_text(json.dumps(found, indent=1))
     (HERE / "stats.json").write_text(json.dumps(stats, indent=1))
+    (HERE / "most_vs_least.json").write_text(json.dumps(contrasts, indent=1))
     (Path(__file__).parent / "results/table.md").write_text("\n".join(header + lines) + "\n")
     for c in found:
         print(f"{c['run']:14s} {c['method']:18s} {c['score']:10s} vs {c['against']:9s} n={c['pairs']:4d} "
               f"rho={c['spearman']:+.3f} ({c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f})")
+    for row in contrasts:
+        print(row)
     for row in stats:
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     print("\n".join(header + lines))

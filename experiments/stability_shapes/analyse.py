@@ -1,6 +1,6 @@
 """The study's numbers from the evaluate runs' per-sample tables and summaries (results/*.parquet, results/*.json).
 
-1. Spearman correlation of each recorded stability score (``s``, ``s_traj``, the partial ``s_partial``) with the exact
+1. Spearman correlation of each recorded stability score (and of the textbook and fixed-point ``s``) (``s``, ``s_traj``, the partial ``s_partial``) with the exact
    alignment of the same image, and of ``s_partial`` with ``s``, with a 95 % percentile bootstrap CI that resamples
    whole prompts (all seeds of a drawn prompt), as the evaluation's paired CIs do.
 2. Per method, the mean of every recorded per-sample statistic (stability of the picks, norm, mean and std of the
@@ -112,6 +112,23 @@ def most_vs_least(table: dict[str, list], run: str) -> list[dict]:
         "delta", "delta_ci95", "wins", "ties", "losses", "pairs")}}]
 
 
+def inverter_agreement(table: dict[str, list], run: str) -> list[dict]:
+    """Spearman ρ of ``s`` by textbook inversion (method ``score``) and by the fixed-point inverter, same pairs."""
+    def column(method: str) -> dict[tuple[int, int], float]:
+        return {(p, s): v for m, p, s, v in zip(table["method"], table["prompt_id"], table["seed"], table[SCORES[0]],
+                                                strict=True) if m == method}
+
+    textbook, fixed = column("score"), column("score-fixed-point")
+    pairs = sorted(textbook.keys() & fixed.keys())
+    if not pairs:
+        return []
+    x = torch.tensor([textbook[p] for p in pairs], dtype=torch.float64)
+    y = torch.tensor([fixed[p] for p in pairs], dtype=torch.float64)
+    low, high = prompt_bootstrap(x, y, torch.tensor([p for p, _ in pairs]))
+    return [{"run": run, "method": "score vs score-fixed-point", "score": "s", "against": "s (fixed-point)",
+             "pairs": len(pairs), "spearman": spearman(x, y), "ci95": [low, high]}]
+
+
 def table_lines(summary: dict, run: str) -> list[str]:
     """Markdown rows of one run's summary."""
     lines = []
@@ -133,7 +150,7 @@ def main() -> None:
     for path in sorted(HERE.glob("*.parquet")):
         table = pq.read_table(path).to_pydict()
         if SCORES[0] in table:
-            found += correlations(table, path.stem)
+            found += correlations(table, path.stem) + inverter_agreement(table, path.stem)
         stats += stat_means(table, path.stem)
         contrasts += most_vs_least(table, path.stem)
         summary = json.loads(path.with_suffix(".json").read_text())

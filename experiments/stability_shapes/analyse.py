@@ -2,7 +2,7 @@
 
 1. Spearman correlation of each recorded stability score (``s``, ``s_traj``, the partial ``s_partial``) with the exact
    alignment of the same image, of ``s_partial`` with ``s`` and of the textbook with the fixed-point ``s``,
-   with a 95 % percentile bootstrap CI that resamples whole prompts (all seeds of a drawn prompt), as the evaluation's paired CIs do.
+   with a 95 % percentile bootstrap CI resampling whole prompts (all seeds of a drawn prompt), as paired CIs do.
 2. Per method, the mean of every recorded per-sample statistic (stability of the picks, norm, mean and std of the
    optimised noise against the Gaussian's √d, 0 and 1).
 3. The paper's own comparison, most stable − least stable pick, paired, with a CI resampled by prompt.

@@ -96,7 +96,8 @@ def evaluate_batch(backbone: Backbone, items: Sequence[Item], methods: Sequence[
 
     Returns:
         ``(records, images)``: one record per item and method (item fields, ``method``, ``guidance_scale``,
-        ``scores`` and per-image ``cost``), and each method's images (B, 3, H, W) in [0, 1] on the CPU.
+        ``scores``, per-image ``cost`` and the method's per-sample ``stats``), and each method's images
+        (B, 3, H, W) in [0, 1] on the CPU.
     """
     prompt_ids, prompts, seeds = (list(column) for column in zip(*items, strict=True))
     ctx, noise = initial_noise(backbone, prompts, seeds, sampler)  # noise (B, C, h, w)
@@ -104,6 +105,7 @@ def evaluate_batch(backbone: Backbone, items: Sequence[Item], methods: Sequence[
     for spec in methods:
         with CostMeter(backbone.network) as meter:
             _, method_images = run_method(spec, noise, ctx, meter)
+        stats = spec.method.sample_stats()
         scores = _scores(metrics, method_images, prompts)
         cost = meter.per_image()
         images[spec.name] = method_images.cpu()
@@ -111,6 +113,6 @@ def evaluate_batch(backbone: Backbone, items: Sequence[Item], methods: Sequence[
             records.append({"prompt_id": prompt_id, "prompt": prompt, "seed": seed, "method": spec.name,
                             "guidance_scale": spec.guidance_scale,
                             "scores": {key: float(value[row]) for key, value in scores.items()},
-                            "cost": cost})
+                            "cost": cost, "stats": {key: float(value[row]) for key, value in stats.items()}})
     return records, images
 

@@ -20,11 +20,17 @@ COST_COLUMNS = ("evaluations", "method/evaluations", "sampling/evaluations", "ba
 
 
 def flat_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One flat row per (item, method): item fields, ``score/<key>`` and ``cost/<key>`` columns."""
+    """One flat row per (item, method): item fields, ``score/<key>``, ``cost/<key>`` and ``stat/<key>`` columns.
+
+    ``stat/<key>`` holds a method's per-sample diagnostics (:meth:`~goldennoise.noise.NoiseMethod.sample_stats`),
+    ``None`` in the rows of methods without that key, so every row has the same columns.
+    """
+    stat_keys = sorted({key for record in records for key in record.get("stats", {})})
     rows = []
     for record in records:
-        row = {k: v for k, v in record.items() if k not in ("scores", "cost")}
+        row = {k: v for k, v in record.items() if k not in ("scores", "cost", "stats")}
         row.update({f"score/{k}": v for k, v in record["scores"].items()})
+        row.update({f"stat/{k}": record.get("stats", {}).get(k) for k in stat_keys})  # None where a method has none
         cost = dict(record["cost"])
         for total in ("evaluations", "backward", "seconds"):
             cost[total] = cost.get(f"method/{total}", 0.0) + cost.get(f"sampling/{total}", 0.0)

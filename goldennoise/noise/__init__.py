@@ -5,6 +5,7 @@
 | :class:`NPNet` | :mod:`~goldennoise.noise.npnet`, :mod:`~goldennoise.noise.npnet_checkpoint` | arXiv 2411.09502 |
 | :class:`RewardOptimization` | :mod:`~goldennoise.noise.reward` | ReNO, arXiv 2406.04312 |
 | :class:`BestOfN` (one verifier or a mean-rank ensemble) | :mod:`~goldennoise.noise.selection` | arXiv 2501.09732 |
+| :class:`StabilitySelection`, :class:`StabilityOptimization` | :mod:`~goldennoise.noise.stability` | arXiv 2407.14041 |
 
 Every method takes and returns unit-variance noise (:class:`NoiseMethod`); :class:`NPNetPlugin` runs a trained NPNet
 in front of any diffusers pipeline::
@@ -36,6 +37,7 @@ from goldennoise.noise.plugin import NPNetNetworkNoise, NPNetNoise, NPNetPlugin,
 from goldennoise.noise.redenoise import Redenoise
 from goldennoise.noise.reward import RewardOptimization
 from goldennoise.noise.selection import BestOfN
+from goldennoise.noise.stability import StabilityOptimization, StabilityScore, StabilitySelection
 
 __all__ = [
     "PRESETS",
@@ -48,6 +50,9 @@ __all__ = [
     "Redenoise",
     "RewardOptimization",
     "SamplerSettings",
+    "StabilityOptimization",
+    "StabilityScore",
+    "StabilitySelection",
     "SMALL_SWIN",
     "NPNet",
     "NPNetConfig",

@@ -148,6 +148,13 @@ class NoiseMethod(nn.Module):
         Search methods (best-of-N) set their number of candidates from it; other methods ignore it.
         """
 
+    def sample_stats(self) -> dict[str, torch.Tensor]:
+        """Per-sample diagnostics of the last :meth:`forward`, each of shape (B,) (e.g. a stability score).
+
+        An evaluation records them beside the scores as ``stat/<key>`` columns of its per-sample table; default none.
+        """
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """The method's class and settings: public scalar attributes, and its submodules described in turn.
 

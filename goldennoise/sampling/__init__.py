@@ -1,4 +1,4 @@
-"""Pure sampling functions: DDIM and flow-Euler sampling and inversion, NPNet's re-denoise step, per-seed noise."""
+"""Pure sampling functions: DDIM and flow-Euler sampling, inversion (textbook, fixed-point), re-denoise, seeds."""
 
 from goldennoise.sampling.ddim import (
     DDIMSchedule,
@@ -22,12 +22,22 @@ from goldennoise.sampling.flow import (
     sample_flow,
 )
 from goldennoise.sampling.generic import Schedule, invert, redenoise, sample
+from goldennoise.sampling.inversion import (
+    Inverter,
+    InverterName,
+    fixed_point_inversion_step,
+    invert_fixed_point,
+    inverter_calls_per_step,
+    make_inverter,
+)
 from goldennoise.sampling.rng import SEED_MAX, check_seed, noise_for_seeds, parse_seeds
 
 __all__ = [
     "DDIMSchedule",
     "Denoiser",
     "FlowSchedule",
+    "Inverter",
+    "InverterName",
     "RedenoiseConvention",
     "SEED_MAX",
     "Schedule",
@@ -42,7 +52,11 @@ __all__ = [
     "flow_step",
     "invert",
     "invert_flow",
+    "fixed_point_inversion_step",
+    "inverter_calls_per_step",
+    "invert_fixed_point",
     "invert_ddim",
+    "make_inverter",
     "noise_for_seeds",
     "parse_seeds",
     "redenoise",

@@ -113,6 +113,13 @@ def ddim_inversion_step(
     return {"x": x_next, "eps": eps, "x0": x0}
 
 
+def _partial_steps(schedule: DDIMSchedule, num_steps: int | None) -> int:
+    """The number of grid steps a (partial) loop runs: all of them unless ``num_steps`` is given."""
+    if num_steps is None:
+        return len(schedule.timesteps)
+    return check_int("num_steps", num_steps, 1, len(schedule.timesteps))
+
+
 def _run_loop(
     step: Callable[..., dict[str, torch.Tensor]],
     denoiser: Denoiser,
@@ -140,6 +147,7 @@ def sample_ddim(
     callback: StepCallback | None = None,
     return_trajectory: bool = False,
     checkpoint: bool = False,
+    num_steps: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """Deterministic DDIM sampling (Song et al., 2021, Eq. 12, η = 0) from unit-variance ``noise``.
 
@@ -150,16 +158,20 @@ def sample_ddim(
         callback: called after each step with ``{"i", "t", "x", "eps", "x0"}``.
         return_trajectory: also return ``[x_T, ..., x_0]`` (N + 1 tensors).
         checkpoint: recompute each denoiser call in the backward pass instead of storing its activations.
+        num_steps: run only the first ``num_steps`` steps of the grid (a partial denoise, stopping at the level
+            ``schedule.timesteps[num_steps]``); ``None`` runs them all.
 
     Returns:
-        The clean latents x_0 of shape (B, C, h, w), or ``(x_0, trajectory)``.
+        The clean latents x_0 of shape (B, C, h, w) (the partial latents with ``num_steps``), or
+        ``(x_0, trajectory)``.
 
     Raises:
         TypeError: ``noise`` is not a floating-point tensor.
-        ValueError: ``noise`` holds NaN or infinite values.
+        ValueError: ``noise`` holds NaN or infinite values, or ``num_steps`` is not between 1 and the grid's length.
     """
     check_tensor("noise", noise)
-    return _run_loop(ddim_step, denoiser, noise, schedule.timesteps, schedule, callback, return_trajectory, checkpoint)
+    timesteps = schedule.timesteps[:_partial_steps(schedule, num_steps)]
+    return _run_loop(ddim_step, denoiser, noise, timesteps, schedule, callback, return_trajectory, checkpoint)
 
 
 def invert_ddim(
@@ -169,14 +181,17 @@ def invert_ddim(
     callback: StepCallback | None = None,
     return_trajectory: bool = False,
     checkpoint: bool = False,
+    num_steps: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """Textbook DDIM inversion: walk the sampler's levels in reverse, from clean ``latents`` up to x_T.
 
     Each step is :func:`ddim_inversion_step`; the levels visited are exactly those of :func:`sample_ddim` on the
-    same schedule, so sampling the result retraces them. Arguments, returns and checks mirror :func:`sample_ddim`.
+    same schedule, so sampling the result retraces them. Arguments, returns and checks mirror :func:`sample_ddim`;
+    with ``num_steps`` the latents are at the level a partial :func:`sample_ddim` of as many steps stops at, and
+    only those steps are inverted (back up to x_T).
     """
     check_tensor("latents", latents)
-    timesteps = schedule.timesteps.flip(0)  # ascending: from the least noisy level up to x_T
+    timesteps = schedule.timesteps[:_partial_steps(schedule, num_steps)].flip(0)  # ascending, up to x_T
     return _run_loop(
         ddim_inversion_step, denoiser, latents, timesteps, schedule, callback, return_trajectory, checkpoint
     )

@@ -68,6 +68,11 @@ class PromptEmbeds:
         pooled = None if self.pooled is None else self.pooled[index]
         return PromptEmbeds(self.embeds[index], pooled, {key: value[index] for key, value in self.extras.items()})
 
+    def copy(self) -> PromptEmbeds:
+        """A copy of every tensor, extras included (copies of ``torch.inference_mode`` tensors can enter autograd)."""
+        pooled = None if self.pooled is None else self.pooled.clone()
+        return PromptEmbeds(self.embeds.clone(), pooled, {key: value.clone() for key, value in self.extras.items()})
+
     def check(self, name: str) -> None:
         """Refuse non-float or non-finite embeddings, naming them ``<name>.embeds`` / ``<name>.pooled``."""
         check_tensor(f"{name}.embeds", self.embeds, shape=("B", "L", "D"))

@@ -31,7 +31,6 @@ import torch.utils.checkpoint
 from torch import nn
 from torchmetrics import Metric
 
-from goldennoise.backbones import PromptEmbeds
 from goldennoise.backbones.generate import OWN_LOOP
 from goldennoise.metrics.registry import metric_name
 from goldennoise.noise.base import NoiseContext, NoiseMethod
@@ -68,11 +67,6 @@ def clip_per_sample(grad: torch.Tensor, max_norm: float) -> torch.Tensor:
     norms = torch.linalg.vector_norm(grad.flatten(1), dim=1)  # (B,)
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     return grad * scale.view(-1, *([1] * (grad.dim() - 1)))
-
-
-def usable_embeds(embeds: PromptEmbeds) -> PromptEmbeds:
-    """Copies of embeddings made under ``torch.inference_mode`` that autograd can save (a no-op copy otherwise)."""
-    return embeds.take(torch.arange(len(embeds), device=embeds.embeds.device))  # indexing copies, extras included
 
 
 class RewardOptimization(NoiseMethod):
@@ -146,7 +140,7 @@ class RewardOptimization(NoiseMethod):
         backbone = ctx.backbone
         steps = self.steps or ctx.sampler.steps
         guidance = ctx.sampler.guidance_scale if self.guidance_scale is None else self.guidance_scale
-        denoiser = backbone.denoiser(usable_embeds(ctx.cond), usable_embeds(ctx.uncond), guidance)
+        denoiser = backbone.denoiser(ctx.cond.copy(), ctx.uncond.copy(), guidance)  # copies autograd can save
         schedule = backbone.schedule(steps, tuple(noise.shape[-2:]))
         x = noise.detach().to(backbone.device, torch.float32).requires_grad_(True)  # (B, C, h, w)
         optimizer = self._make_optimizer(x)

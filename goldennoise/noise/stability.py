@@ -24,19 +24,18 @@ from typing import Literal
 
 import torch
 
-from goldennoise.backbones import PromptEmbeds
 from goldennoise.backbones.cost import evaluations_per_step
 from goldennoise.checks import check_int
 from goldennoise.noise.base import NoiseContext, NoiseMethod, SamplerSettings
 from goldennoise.noise.selection import candidate_seed
 from goldennoise.sampling import (
-    DDIMSchedule,
     Denoiser,
     InverterName,
+    Schedule,
     inverter_calls_per_step,
     make_inverter,
     noise_for_seeds,
-    sample_ddim,
+    sample,
 )
 
 GradientMode = Literal["full", "truncated", "partial-roundtrip", "stopgrad-unet"]
@@ -85,10 +84,7 @@ def partly_frozen(denoiser: Denoiser, live: Callable[[torch.Tensor], bool]) -> D
 
 def grad_ready(ctx: NoiseContext) -> NoiseContext:
     """``ctx`` with its embeddings cloned, so tensors made under ``torch.inference_mode`` can enter autograd."""
-    def clone(embeds: PromptEmbeds) -> PromptEmbeds:
-        return PromptEmbeds(embeds.embeds.clone(), None if embeds.pooled is None else embeds.pooled.clone())
-
-    return replace(ctx, cond=clone(ctx.cond), uncond=clone(ctx.uncond))
+    return replace(ctx, cond=ctx.cond.copy(), uncond=ctx.uncond.copy())
 
 
 class StabilityScore(NoiseMethod):
@@ -151,9 +147,9 @@ class StabilityScore(NoiseMethod):
 
     # --- the round trip -------------------------------------------------------------------------------------------
 
-    def schedule(self, ctx: NoiseContext) -> DDIMSchedule:
-        """The DDIM grid of the round trip."""
-        return ctx.backbone.ddim_schedule(self.round_trip_steps(ctx.sampler))
+    def schedule(self, ctx: NoiseContext) -> Schedule:
+        """The grid of the round trip: DDIM on DDPM backbones, flow Euler on flow-matching ones."""
+        return ctx.backbone.schedule(self.round_trip_steps(ctx.sampler), ctx.latent_shape()[1:])
 
     def denoisers(self, ctx: NoiseContext) -> tuple[Denoiser, Denoiser]:
         """The denoise and inversion denoisers, bound to the same conditioning (SDXL pooled embeddings included)."""
@@ -179,8 +175,8 @@ class StabilityScore(NoiseMethod):
         denoise, invert = denoisers or self.denoisers(ctx)
         schedule = self.schedule(ctx)
         inverter = make_inverter(self.inverter, self.inversion_iterations)
-        end, down = sample_ddim(denoise, noise, schedule, return_trajectory=True, checkpoint=checkpoint,
-                                num_steps=num_steps)
+        end, down = sample(denoise, noise, schedule, return_trajectory=True, checkpoint=checkpoint,
+                           num_steps=num_steps)
         back, up = inverter(invert, end, schedule, return_trajectory=True, checkpoint=checkpoint,
                             num_steps=num_steps)
         return back, down, up

@@ -88,6 +88,11 @@ def flow_inversion_step(denoiser: Denoiser, x: torch.Tensor, i: int, schedule: F
     return _record(x_prev, x, velocity, schedule.sigma(i + 1))
 
 
+def _partial_steps(schedule: FlowSchedule, num_steps: int | None) -> int:
+    """The number of grid steps a (partial) loop runs: all of them unless ``num_steps`` is given."""
+    return len(schedule) if num_steps is None else check_int("num_steps", num_steps, 1, len(schedule))
+
+
 def _run_loop(step: Callable[..., dict[str, torch.Tensor]], denoiser: Denoiser, x: torch.Tensor, order: list[int],
               schedule: FlowSchedule, callback: StepCallback | None, return_trajectory: bool,
               checkpoint: bool) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
@@ -108,6 +113,7 @@ def sample_flow(
     callback: StepCallback | None = None,
     return_trajectory: bool = False,
     checkpoint: bool = False,
+    num_steps: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """Deterministic Euler sampling of the flow ODE from unit-variance ``noise`` (diffusers' FlowMatch Euler).
 
@@ -118,17 +124,19 @@ def sample_flow(
         callback: called after each step with ``{"i", "t", "sigma", "x", "velocity", "eps", "x0"}``.
         return_trajectory: also return ``[x_{σ_0}, ..., x_{σ_N}]`` (N + 1 tensors).
         checkpoint: recompute each denoiser call in the backward pass instead of storing its activations.
+        num_steps: run only the first ``num_steps`` steps (a partial denoise stopping at σ_{num_steps}); ``None``
+            runs them all.
 
     Returns:
-        The clean latents (B, C, h, w), or ``(latents, trajectory)``.
+        The clean latents (B, C, h, w) (the partial latents with ``num_steps``), or ``(latents, trajectory)``.
 
     Raises:
         TypeError: ``noise`` is not a floating-point tensor.
         ValueError: ``noise`` holds NaN or infinite values.
     """
     check_tensor("noise", noise)
-    return _run_loop(flow_step, denoiser, noise, list(range(len(schedule))), schedule, callback, return_trajectory,
-                     checkpoint)
+    return _run_loop(flow_step, denoiser, noise, list(range(_partial_steps(schedule, num_steps))), schedule,
+                     callback, return_trajectory, checkpoint)
 
 
 def invert_flow(
@@ -138,14 +146,16 @@ def invert_flow(
     callback: StepCallback | None = None,
     return_trajectory: bool = False,
     checkpoint: bool = False,
+    num_steps: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """Euler inversion: walk the sampler's levels in reverse, from clean ``latents`` (σ_N = 0) up to σ_0.
 
-    Each step is :func:`flow_inversion_step`; arguments, returns and checks mirror :func:`sample_flow`.
+    Each step is :func:`flow_inversion_step`; arguments, returns and checks mirror :func:`sample_flow` (with
+    ``num_steps``, ``latents`` are at σ_{num_steps} and only the first ``num_steps`` steps are inverted).
     """
     check_tensor("latents", latents)
-    return _run_loop(flow_inversion_step, denoiser, latents, list(range(len(schedule) - 1, -1, -1)), schedule,
-                     callback, return_trajectory, checkpoint)
+    order = list(range(_partial_steps(schedule, num_steps) - 1, -1, -1))
+    return _run_loop(flow_inversion_step, denoiser, latents, order, schedule, callback, return_trajectory, checkpoint)
 
 
 def flow_redenoise_step(

@@ -39,17 +39,17 @@ def _kind(schedule: Schedule) -> str:
 
 
 def sample(denoiser: Denoiser, noise: torch.Tensor, schedule: Schedule, callback: StepCallback | None = None,
-           return_trajectory: bool = False, checkpoint: bool = False) -> Trajectory:
+           return_trajectory: bool = False, checkpoint: bool = False, num_steps: int | None = None) -> Trajectory:
     """:func:`~goldennoise.sampling.sample_ddim` or :func:`~goldennoise.sampling.sample_flow`, by schedule type."""
     fn = sample_ddim if _kind(schedule) == "ddim" else sample_flow
-    return fn(denoiser, noise, schedule, callback, return_trajectory, checkpoint)
+    return fn(denoiser, noise, schedule, callback, return_trajectory, checkpoint, num_steps)
 
 
 def invert(denoiser: Denoiser, latents: torch.Tensor, schedule: Schedule, callback: StepCallback | None = None,
-           return_trajectory: bool = False, checkpoint: bool = False) -> Trajectory:
+           return_trajectory: bool = False, checkpoint: bool = False, num_steps: int | None = None) -> Trajectory:
     """:func:`~goldennoise.sampling.invert_ddim` or :func:`~goldennoise.sampling.invert_flow`, by schedule type."""
     fn = invert_ddim if _kind(schedule) == "ddim" else invert_flow
-    return fn(denoiser, latents, schedule, callback, return_trajectory, checkpoint)
+    return fn(denoiser, latents, schedule, callback, return_trajectory, checkpoint, num_steps)
 
 
 def redenoise(denoise: Denoiser, invert_with: Denoiser, noise: torch.Tensor, schedule: Schedule,

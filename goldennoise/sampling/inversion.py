@@ -16,7 +16,8 @@ from typing import Literal
 import torch
 
 from goldennoise.checks import check_int, check_tensor
-from goldennoise.sampling.ddim import DDIMSchedule, Denoiser, _partial_steps, _predict, ddim_move, invert_ddim
+from goldennoise.sampling.ddim import DDIMSchedule, Denoiser, _partial_steps, _predict, ddim_move
+from goldennoise.sampling.generic import Schedule, invert
 
 InverterName = Literal["ddim", "fixed-point"]
 Inverter = Callable[..., torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]]
@@ -93,20 +94,27 @@ def invert_fixed_point(
 
 
 def make_inverter(name: InverterName = "ddim", iterations: int = 3) -> Inverter:
-    """The inverter called ``name``: ``"ddim"`` (:func:`invert_ddim`) or ``"fixed-point"`` with ``iterations``.
+    """The inverter called ``name``: ``"ddim"`` (textbook) or ``"fixed-point"`` with ``iterations``.
+
+    ``"ddim"`` is the textbook inversion of the grid it is given (:func:`invert_ddim`, or
+    :func:`~goldennoise.sampling.invert_flow` on a flow grid); ``"fixed-point"`` works on DDIM grids.
 
     Raises:
-        ValueError: an unknown name or ``iterations`` < 0.
+        ValueError: an unknown name or ``iterations`` < 0; the fixed-point inverter given a flow grid (when called).
     """
     check_int("iterations", iterations, minimum=0)
     if name == "ddim":
-        return invert_ddim
+        return invert
     if name == "fixed-point":
-        def invert(denoiser: Denoiser, latents: torch.Tensor, schedule: DDIMSchedule, return_trajectory: bool = False,
-                   checkpoint: bool = False, num_steps: int | None = None):
+        def invert_by_fixed_point(denoiser: Denoiser, latents: torch.Tensor, schedule: Schedule,
+                                  return_trajectory: bool = False, checkpoint: bool = False,
+                                  num_steps: int | None = None):
+            if not isinstance(schedule, DDIMSchedule):
+                raise ValueError("The fixed-point inverter is implemented for DDIM grids; use inverter 'ddim' (the "
+                                 "textbook Euler inversion) on a flow-matching backbone.")
             return invert_fixed_point(denoiser, latents, schedule, return_trajectory, checkpoint, num_steps,
                                       iterations)
-        return invert
+        return invert_by_fixed_point
     raise ValueError(f"Unknown inverter {name!r}; choose 'ddim' or 'fixed-point'.")
 
 

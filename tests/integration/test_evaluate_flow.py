@@ -51,6 +51,8 @@ def expected_costs(config: dict) -> dict[str, tuple[float, float]]:
             out[name] = (rows(init["denoise_guidance"]) + rows(init["inversion_guidance"]), sampling)
         elif kind == "BestOfN":  # the chosen candidate's images are handed over: no second sampling
             out[name] = (init["n"] * sampling, 0)
+        elif kind == "StabilitySelection":  # k round trips of STEPS denoise + STEPS inversion steps, then sampling
+            out[name] = (init["k"] * 2 * sampling, sampling)
         elif kind == "RewardOptimization":  # I samplings, I - 1 recomputed by checkpoints; the best images handed over
             out[name] = ((2 * init["iterations"] - 1) * sampling, 0)
     return out

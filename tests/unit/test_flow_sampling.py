@@ -128,3 +128,19 @@ def test_prediction_conversions_agree_on_one_sample():
         to_velocity("v_prediction", x0, x_flow, sigma)
     with pytest.raises(ValueError, match="DDPM grid"):
         to_epsilon("flow", x0, x_ddpm, alpha)
+
+
+def test_partial_flow_round_trip_stops_and_restarts_at_sigma_k():
+    schedule, fixed = grid(6), torch.randn(2, 4, 8, 8)
+
+    def velocity(x, t):
+        return 0.5 * x + fixed * float(t) / 1000
+
+    noise = torch.randn(2, 4, 8, 8)
+    _, trajectory = sample(velocity, noise, schedule, return_trajectory=True)
+    partial = sample(velocity, noise, schedule, num_steps=2)
+    torch.testing.assert_close(partial, trajectory[2])  # two steps land on σ_2
+    _, up = invert(velocity, partial, schedule, return_trajectory=True, num_steps=2)
+    assert len(up) == 3  # σ_2 → σ_1 → σ_0
+    with pytest.raises(ValueError, match="num_steps"):
+        sample(velocity, noise, schedule, num_steps=7)

@@ -3,7 +3,15 @@
 import pytest
 import torch
 
-from goldennoise.sampling import DDIMSchedule, invert_ddim, invert_fixed_point, make_inverter, sample_ddim
+from goldennoise.sampling import (
+    DDIMSchedule,
+    FlowSchedule,
+    invert,
+    invert_ddim,
+    invert_fixed_point,
+    make_inverter,
+    sample_ddim,
+)
 
 
 def sd_schedule(num_steps: int) -> DDIMSchedule:
@@ -53,6 +61,9 @@ def test_make_inverter_names_and_calls():
     schedule, x0 = sd_schedule(4), torch.randn(1, 1, 2, 2)
     make_inverter("fixed-point", 2)(counting, x0, schedule)
     assert len(calls) == 4 * 3
-    assert make_inverter("ddim") is invert_ddim
+    assert make_inverter("ddim") is invert  # the textbook inversion of whichever grid it is given
+    flow = FlowSchedule(sigmas=torch.linspace(1, 0, 5), timesteps=torch.linspace(1000, 250, 4))
+    with pytest.raises(ValueError, match="fixed-point inverter is implemented for DDIM grids"):
+        make_inverter("fixed-point", 2)(counting, x0, flow)
     with pytest.raises(ValueError, match="Unknown inverter"):
         make_inverter("renoise")

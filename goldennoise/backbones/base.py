@@ -4,11 +4,17 @@ A :class:`Backbone` owns the frozen components (UNet, VAE, text encoders, tokeni
 configuration, and offers what every noise method needs: prompt encoding, the latent shape, an ε prediction with
 classifier-free guidance (any prediction type is converted to ε), VAE decoding to images in [0, 1], a DDIM grid
 and a diffusers pipeline over the same components. Families subclass it for their text conditioning.
+
+A PEFT adapter (a NoiseRefine LoRA, :mod:`goldennoise.noise.noiserefine`) may be injected into the UNet. It is
+**off** everywhere by default: every denoising path runs the frozen base network, and only code inside
+``with backbone.adapter(True):`` sees the adapted one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,7 @@ from diffusers import (
     EulerDiscreteScheduler,
     SchedulerMixin,
 )
+from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from goldennoise.backbones.saving import save_pipeline
@@ -202,6 +209,7 @@ class Backbone(nn.Module):
         cond: PromptEmbeds,
         uncond: PromptEmbeds | None = None,
         guidance_scale: float = 1.0,
+        stop_network_gradient: bool = False,
     ) -> torch.Tensor:
         """ε̂ with classifier-free guidance: ``ε(∅) + w·(ε(c) − ε(∅))`` (Ho & Salimans, 2022, Eq. 6).
 
@@ -214,6 +222,8 @@ class Backbone(nn.Module):
             cond: conditional embeddings of batch B.
             uncond: unconditional embeddings of batch B (needed unless ``w == 1``).
             guidance_scale: w.
+            stop_network_gradient: detach the network's output (not its input's path through the conversion to ε):
+                the stop-gradient step of multistep score distillation (arXiv 2412.03895, Sec. 3.3).
 
         Returns:
             ε̂ of shape (B, C, h, w).
@@ -222,19 +232,27 @@ class Backbone(nn.Module):
             raise ValueError(f"Latents have batch {x.shape[0]} but the prompt embeddings have batch {len(cond)}.")
         t = torch.as_tensor(t, device=x.device)
         if guidance_scale in (0.0, 1.0):
-            return self._epsilon(x, t, cond if guidance_scale == 1.0 else uncond)
+            return self._epsilon(x, t, cond if guidance_scale == 1.0 else uncond, stop_network_gradient)
         if uncond is None:
             raise ValueError(f"guidance_scale={guidance_scale} needs unconditional embeddings.")
-        eps_uncond, eps_cond = self._epsilon(torch.cat([x, x]), t, uncond.cat(cond)).chunk(2)
+        eps_uncond, eps_cond = self._epsilon(torch.cat([x, x]), t, uncond.cat(cond), stop_network_gradient).chunk(2)
         return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
 
-    def _epsilon(self, x: torch.Tensor, t: torch.Tensor, embeds: PromptEmbeds) -> torch.Tensor:
-        """One UNet call in the weights' dtype; ε comes back in ``x``'s dtype, so DDIM arithmetic keeps it."""
+    def network_output(self, x: torch.Tensor, t: torch.Tensor | int, embeds: PromptEmbeds) -> torch.Tensor:
+        """The UNet's raw output (ε, v or x₀ by ``prediction_type``) in ``x``'s dtype, shape (B, C, h, w)."""
+        t = torch.as_tensor(t, device=x.device)
         x_in = x.to(self.dtype)
-        output = self.unet(x_in, t, **self._unet_kwargs(embeds, x_in)).sample.to(x.dtype)
-        return self._to_epsilon(output, x, t)
+        return self.unet(x_in, t, **self._unet_kwargs(embeds, x_in)).sample.to(x.dtype)
 
-    def denoiser(self, cond: PromptEmbeds, uncond: PromptEmbeds | None = None, guidance_scale: float = 1.0) -> Denoiser:
+    def _epsilon(self, x: torch.Tensor, t: torch.Tensor, embeds: PromptEmbeds,
+                 stop_network_gradient: bool = False) -> torch.Tensor:
+        """One UNet call in the weights' dtype; ε comes back in ``x``'s dtype, so DDIM arithmetic keeps it."""
+        if stop_network_gradient:  # the network sees a detached input too: no graph is built through it
+            return self._to_epsilon(self.network_output(x.detach(), t, embeds).detach(), x, t)
+        return self._to_epsilon(self.network_output(x, t, embeds), x, t)
+
+    def denoiser(self, cond: PromptEmbeds, uncond: PromptEmbeds | None = None, guidance_scale: float = 1.0,
+                 stop_network_gradient: bool = False) -> Denoiser:
         """Bind conditioning and guidance: the result is a ``denoiser(x, t) -> ε`` for :mod:`goldennoise.sampling`.
 
         The embeddings are checked here, once per binding rather than once per step: non-float or non-finite ones
@@ -244,7 +262,40 @@ class Backbone(nn.Module):
         if uncond is not None:
             uncond.check("uncond")
         check_finite("guidance_scale", guidance_scale)
-        return functools.partial(self.predict_noise, cond=cond, uncond=uncond, guidance_scale=guidance_scale)
+        return functools.partial(self.predict_noise, cond=cond, uncond=uncond, guidance_scale=guidance_scale,
+                                 stop_network_gradient=stop_network_gradient)
+
+    # --- adapters -----------------------------------------------------------------------------------------------
+
+    def adapter_layers(self) -> list[BaseTunerLayer]:
+        """The UNet's PEFT adapter layers (empty without an adapter)."""
+        return [module for module in self.unet.modules() if isinstance(module, BaseTunerLayer)]
+
+    @contextlib.contextmanager
+    def adapter(self, enabled: bool = True) -> Iterator[None]:
+        """Run the block with the UNet's adapter switched on (``enabled``) or off; the previous state returns after.
+
+        The adapter is off by default, so every denoising path (samplers, pipelines, guidance) runs the frozen base
+        UNet. PEFT's switch also clears ``requires_grad`` on the adapter weights; the flags are restored on exit, so
+        a trained adapter stays trainable.
+
+        Raises:
+            ValueError: ``enabled`` is true but the UNet carries no adapter.
+        """
+        layers = self.adapter_layers()
+        if enabled and not layers:
+            raise ValueError("The backbone's UNet has no adapter to enable; inject one first (NoiseRefiner).")
+        was_enabled = [not layer.disable_adapters for layer in layers]
+        flags = [(p, p.requires_grad) for p in self.unet.parameters()]
+        for layer in layers:
+            layer.enable_adapters(enabled)
+        try:
+            yield
+        finally:
+            for layer, state in zip(layers, was_enabled, strict=True):
+                layer.enable_adapters(state)
+            for parameter, flag in flags:
+                parameter.requires_grad_(flag)
 
     # --- images -------------------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ Batches are teacher records (``TextImagePairDataModule``): ``noise`` (B, C, h, w
 
 Only the LoRA weights train (AdamW); the base UNet stays frozen and, like the VAE and text encoder, out of
 checkpoints, which hold the adapter only (:class:`~goldennoise.lit.frozen.FrozenPartMixin` keeps trained
-parameters). Validation logs ``val/latent_mse`` (select checkpoints on it: unseen pairs), the Gaussian baseline
+parameters). Validation logs ``val/mse``, the latent MSE to the teacher (select checkpoints on it: unseen pairs), the Gaussian baseline
 ``val/identity_mse``, and statistics of ``x̂_T − x_T``: its RMS and radial power spectrum (``val/delta/…``; the paper
 finds the change at low spatial frequencies). A :class:`~goldennoise.lit.NoiseMethodHarness` in
 ``trainer.callbacks`` compares the live refiner (unguided) with Gaussian unguided and CFG sampling on fixed prompts
@@ -191,7 +191,7 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
         refined = refine(self.backbone, noise, cond, self.config)
         size = noise.shape[0]
         log = {"batch_size": size, "sync_dist": True}
-        self.log("val/latent_mse", F.mse_loss(rollout(self.backbone, refined, cond, self.schedule), teacher),
+        self.log("val/mse", F.mse_loss(rollout(self.backbone, refined, cond, self.schedule), teacher),
                  prog_bar=True, **log)
         self.log("val/identity_mse", F.mse_loss(rollout(self.backbone, noise, cond, self.schedule), teacher), **log)
         delta = refined - noise

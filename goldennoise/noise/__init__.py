@@ -3,6 +3,7 @@
 | method | module | paper |
 |---|---|---|
 | :class:`NPNet` | :mod:`~goldennoise.noise.npnet`, :mod:`~goldennoise.noise.npnet_checkpoint` | arXiv 2411.09502 |
+| :class:`NoiseRefineNoise` | :mod:`~goldennoise.noise.noiserefine`, :mod:`~goldennoise.noise.msd` | arXiv 2412.03895 |
 
 Every method takes and returns unit-variance noise (:class:`NoiseMethod`); :class:`NPNetPlugin` runs a trained NPNet
 in front of any diffusers pipeline::
@@ -21,6 +22,14 @@ and export with :func:`export_npnet` (official nested ``.pth`` or either flat sa
 """
 
 from goldennoise.noise.base import Compose, Gaussian, NoiseContext, NoiseMethod, SamplerSettings
+from goldennoise.noise.noiserefine import (
+    NoiseRefineNoise,
+    RefinedNoise,
+    RefinerConfig,
+    export_refiner,
+    load_refiner,
+    refine_with_pipeline,
+)
 from goldennoise.noise.npnet import PRESETS, SMALL_SWIN, NPNet, NPNetConfig, SwinConfig
 from goldennoise.noise.npnet_checkpoint import (
     config_from_state,
@@ -42,6 +51,9 @@ __all__ = [
     "NPNetNetworkNoise",
     "NPNetNoise",
     "NoiseContext",
+    "NoiseRefineNoise",
+    "RefinedNoise",
+    "RefinerConfig",
     "Redenoise",
     "SamplerSettings",
     "SMALL_SWIN",
@@ -53,8 +65,11 @@ __all__ = [
     "config_from_state",
     "encode_for_npnet",
     "export_npnet",
+    "export_refiner",
     "init_swin_from_imagenet",
     "load_npnet",
+    "load_refiner",
     "read_npnet_state",
+    "refine_with_pipeline",
     "save_npnet_state",
 ]

@@ -11,12 +11,13 @@ Batches are teacher records (``TextImagePairDataModule``): ``noise`` (B, C, h, w
 
 Only the LoRA weights train (AdamW); the base UNet stays frozen and, like the VAE and text encoder, out of
 checkpoints, which hold the adapter only (:class:`~goldennoise.lit.frozen.FrozenPartMixin` keeps trained
-parameters). Validation logs ``val/mse``, the latent MSE to the teacher (select checkpoints on it: unseen pairs), the Gaussian baseline
-``val/identity_mse``, and statistics of ``x̂_T − x_T``: its RMS and radial power spectrum (``val/delta/…``; the paper
-finds the change at low spatial frequencies). A :class:`~goldennoise.lit.NoiseMethodHarness` in
-``trainer.callbacks`` compares the live refiner (unguided) with Gaussian unguided and CFG sampling on fixed prompts
-and seeds (scores, evaluation counts, an image grid in MLflow). Lightning handles DDP and precision
-(``bf16-mixed``: UNet calls under autocast; K, the DDIM arithmetic and the loss stay fp32).
+parameters). Validation logs ``val/mse``, the latent MSE of the refined rollout to the teacher (select checkpoints
+on it: unseen pairs), the Gaussian baseline ``val/identity_mse``, and statistics of ``x̂_T − x_T``: its RMS and
+radial power spectrum (``val/delta/…``; the paper finds the change at low spatial frequencies). A
+:class:`~goldennoise.lit.NoiseMethodHarness` in ``trainer.callbacks`` compares the live refiner (unguided) with
+Gaussian unguided and CFG sampling on fixed prompts and seeds (scores, evaluation counts, an image grid in MLflow).
+Lightning handles DDP and precision (``bf16-mixed``: UNet calls under autocast; K, the DDIM arithmetic and the loss
+stay fp32).
 """
 
 from __future__ import annotations

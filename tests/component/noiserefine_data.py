@@ -10,9 +10,9 @@ from goldennoise.sampling import sample_ddim
 
 
 def teacher_records(backbone: Backbone, prompts: list[str], seeds: list[int], guidance_scale: float = 3.0,
-                    steps: int = 4) -> list[dict]:
+                    steps: int = 2, image_size: int = 64) -> list[dict]:
     """One record per (prompt, seed): ``noise`` x_T, ``latent`` the CFG teacher x_0, ``prompt_embeds``, prompt, seed."""
-    shape = backbone.latent_shape()
+    shape = backbone.latent_shape(image_size, image_size)
     noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds])
     with torch.no_grad():
         cond, uncond = backbone.encode_prompt(prompts)

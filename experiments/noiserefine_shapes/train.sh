@@ -6,7 +6,7 @@ set -euo pipefail
 TEACHER=${1:-data/teacher/shapes}
 RUN=${2:-runs/noiserefine_shapes_exp}
 CODE=$(cd "$(dirname "$0")/../.." && pwd)
-until grep -q '"kept"' "$TEACHER/teacher.json" 2>/dev/null; do sleep 20; done   # wait for a finished collection
+# run it after the teacher collection has taken the lock: the lock then passes to this fit only once that is done
 mkdir -p "$RUN"
 cd "$RUN"
 flock /work/wt/heavy.lock env PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MLFLOW_ENABLE_ASYNC_LOGGING=false \

@@ -153,7 +153,7 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
 
     # --- steps ------------------------------------------------------------------------------------------------------
 
-    def _cond(self, batch: dict[str, Any]) -> PromptEmbeds:
+    def conditioning(self, batch: dict[str, Any]) -> PromptEmbeds:
         """The batch's cached per-sample prompt embeddings, else its prompts encoded now."""
         if "prompt_embeds" in batch:
             embeds = batch["prompt_embeds"]
@@ -169,7 +169,7 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
         noise, teacher = batch["noise"].float(), batch["latent"].float()
         if noise.shape != teacher.shape:
             raise ValueError(f"Batch noise {tuple(noise.shape)} and teacher latent {tuple(teacher.shape)} differ.")
-        cond = self._cond(batch)
+        cond = self.conditioning(batch)
         refined = refine(self.backbone, noise, cond, self.config)  # (B, C, h, w)
         if self.hparams.loss == "literal":
             loss = msd_literal_loss(self.backbone, refined, cond, teacher, self.schedule)
@@ -188,7 +188,7 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         noise, teacher = batch["noise"].float(), batch["latent"].float()
-        cond = self._cond(batch)
+        cond = self.conditioning(batch)
         refined = refine(self.backbone, noise, cond, self.config)
         size = noise.shape[0]
         log = {"batch_size": size, "sync_dist": True}

@@ -280,6 +280,8 @@ class RefinedNoise(NoiseMethod):
 
     def forward(self, noise: torch.Tensor, ctx: NoiseContext) -> torch.Tensor:
         backbone = self.refiner_backbone
+        if backbone.device != ctx.backbone.device:  # a loaded copy follows the sampler's backbone
+            backbone.to(ctx.backbone.device)
         cond = ctx.cond.to(backbone.device, backbone.dtype)
         with torch.no_grad():
             if ctx.meter is None:

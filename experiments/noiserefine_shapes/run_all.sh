@@ -22,9 +22,12 @@ BEST=$(ls runs/noiserefine_shapes/checkpoints/epoch=*.ckpt | head -1)
 echo "best checkpoint: $BEST" | tee -a "$OUT/fit_time.txt"
 $PY "$CODE/experiments/noiserefine_shapes/export.py" "$BEST" "$CODE/goldennoise/noise/weights/noiserefine_shapes.safetensors"
 grep -E "val/mse|val/identity_mse|val/delta|train/latent_mse|val/gen" fit.log | tail -40 > "$OUT/fit_metrics.txt" || true
-nice $PY -m goldennoise evaluate --config "$CODE/experiments/noiserefine_shapes/report.yaml" > eval_test.log 2>&1
+TEST=${TEST_PROMPTS:-shapes:test:1000-1255}          # smaller sets when the CPU budget is short (say so)
+HELDOUT=${HELDOUT_PROMPTS:-shapes:heldout:0-127}
 nice $PY -m goldennoise evaluate --config "$CODE/experiments/noiserefine_shapes/report.yaml" \
-  --config "$CODE/experiments/noiserefine_shapes/heldout.yaml" > eval_heldout.log 2>&1
+  --prompt_source "$TEST" > eval_test.log 2>&1
+nice $PY -m goldennoise evaluate --config "$CODE/experiments/noiserefine_shapes/report.yaml" \
+  --config "$CODE/experiments/noiserefine_shapes/heldout.yaml" --prompt_source "$HELDOUT" > eval_heldout.log 2>&1
 cp runs/eval/noiserefine-shapes-test/table.txt "$OUT/table_test.txt"
 cp runs/eval/noiserefine-shapes-heldout/table.txt "$OUT/table_heldout.txt"
 $PY "$CODE/experiments/noiserefine_shapes/recovered.py" runs/eval/noiserefine-shapes-test/samples.parquet \

@@ -91,6 +91,13 @@ def _collect(argv: list[str]) -> object:
     return collect_command(argv)
 
 
+def _collect_teacher(argv: list[str]) -> object:
+    """``collect-teacher``: NoiseRefine teacher records (imported on use)."""
+    from goldennoise.collection.teacher_cli import collect_teacher_command
+
+    return collect_teacher_command(argv)
+
+
 def _evaluate(argv: list[str]) -> object:
     """``evaluate``: compare noise methods (imported on use)."""
     from goldennoise.evaluation.cli import evaluate_command
@@ -100,6 +107,8 @@ def _evaluate(argv: list[str]) -> object:
 
 COMMANDS: dict[str, Command] = {
     "collect": Command("Collect a noise prompt dataset (NPD) by NPNet's re-denoise sampling.", _collect),
+    "collect-teacher": Command("Collect NoiseRefine teacher records (guided samples of stored noises, CFG or "
+                               "CFG + PAG), sharded and resumable.", _collect_teacher),
     "evaluate": Command("Compare noise methods on the same prompts and seeds, with costs and CIs, into MLflow.",
                         _evaluate),
 }

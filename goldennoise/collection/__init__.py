@@ -1,7 +1,9 @@
-"""NPD collection: NPNet's re-denoise sampling at scale (batched, sharded, crash-safe, multi-process)."""
+"""Dataset collection on the engine: NPNet's NPD (re-denoise sampling) and NoiseRefine's teacher records."""
 
 from goldennoise.collection.collect import CollectionJob, collect, collect_batch
 from goldennoise.collection.config import CollectConfig, ScorerSpec, build_items, config_hash, unet_evals_per_pair
+from goldennoise.collection.teacher import TeacherJob, collect_teacher
+from goldennoise.collection.teacher_config import TeacherConfig
 
 __all__ = ["CollectConfig", "ScorerSpec", "build_items", "CollectionJob", "collect", "collect_batch", "config_hash",
-           "unet_evals_per_pair"]
+           "unet_evals_per_pair", "TeacherConfig", "TeacherJob", "collect_teacher"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -66,8 +66,6 @@ def build_embedding_cache(dataset: str | Path, backbone_name: str, backbone, pro
                           dtype: torch.dtype = torch.float16) -> Path:
     """Encode each unique prompt once and store the embeddings, with a content hash per part in the manifest.
 
-    The manifest is removed first and written last, so an interrupted build leaves no cache that looks complete.
-
     Args:
         dataset: the dataset folder.
         backbone_name: id the cache is filed under.
@@ -80,15 +78,39 @@ def build_embedding_cache(dataset: str | Path, backbone_name: str, backbone, pro
     Returns:
         The cache folder.
     """
-    unique = list(dict.fromkeys(prompts))
-    folder = cache_dir(dataset, backbone_name)
+    return build_keyed_cache(cache_dir(dataset, backbone_name), prompts,
+                             lambda chunk: backbone.encode_prompt(chunk)[0].embeds, batch_size, part_size, dtype)
+
+
+@torch.inference_mode()
+def build_keyed_cache(folder: str | Path, keys: Sequence[str], encode: Callable[[list[str]], torch.Tensor],
+                      batch_size: int = 32, part_size: int = 1024, dtype: torch.dtype = torch.float16) -> Path:
+    """Store ``encode(keys)`` once per unique key, in hashed parts; :class:`EmbeddingCache` reads it back by key.
+
+    The keys are prompts for text embeddings, or content hashes of images for VAE latents
+    (:mod:`goldennoise.data.text_image`). The manifest is removed first and written last, so an interrupted build
+    leaves no cache that looks complete.
+
+    Args:
+        folder: the cache folder.
+        keys: one string per row (duplicates are encoded once).
+        encode: ``encode(chunk of at most batch_size keys) -> (n, ...)`` tensor.
+        batch_size: keys per ``encode`` call.
+        part_size: keys per stored part file.
+        dtype: storage dtype.
+
+    Returns:
+        The cache folder.
+    """
+    unique = list(dict.fromkeys(keys))
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
     hashes = {}
     for part, start in enumerate(range(0, len(unique), part_size)):
         chunk = unique[start:start + part_size]
-        embeds = torch.cat([backbone.encode_prompt(chunk[i:i + batch_size])[0].embeds.to("cpu", dtype)
-                            for i in range(0, len(chunk), batch_size)])  # (n, L, D)
+        embeds = torch.cat([encode(chunk[i:i + batch_size]).to("cpu", dtype)
+                            for i in range(0, len(chunk), batch_size)])  # (n, ...)
         hashes[_part_name(part)] = content_hash({"embeds": embeds}, _part_metadata(chunk))
         save_atomic(folder / _part_name(part), {"embeds": embeds}, {})
     write_json_atomic(folder / MANIFEST, {"prompts": unique, "part_size": part_size, "sha256": hashes})
@@ -179,7 +201,7 @@ class EmbeddingCache:
         return self._handles[part]
 
     def get(self, prompt: str) -> torch.Tensor:
-        """The float32 embedding (L, D) of one prompt."""
+        """The float32 row of one key: the embedding (L, D) of a prompt, or a cached latent (C, h, w)."""
         row = self.rows[prompt]
         part, offset = divmod(row, self.part_size)
         return self._handle(part).get_slice("embeds")[offset:offset + 1][0].float()

@@ -22,7 +22,7 @@ BEST=$(ls runs/noiserefine_shapes/checkpoints/epoch=*.ckpt | head -1)
 echo "best checkpoint: $BEST" | tee -a "$OUT/fit_time.txt"
 $PY "$CODE/experiments/noiserefine_shapes/export.py" "$BEST" "$CODE/goldennoise/noise/weights/noiserefine_shapes.safetensors"
 grep -E "val/mse|val/identity_mse|val/delta|train/latent_mse|val/gen" fit.log | tail -40 > "$OUT/fit_metrics.txt" || true
-TEST=${TEST_PROMPTS:-shapes:test:1000-1255}          # smaller sets when the CPU budget is short (say so)
+TEST=${TEST_PROMPTS:-shapes:test:1000-1511}          # smaller sets when the CPU budget is short (say so)
 HELDOUT=${HELDOUT_PROMPTS:-shapes:heldout:0-127}
 nice $PY -m goldennoise evaluate --config "$CODE/experiments/noiserefine_shapes/report.yaml" \
   --prompt_source "$TEST" > eval_test.log 2>&1

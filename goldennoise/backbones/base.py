@@ -7,11 +7,17 @@ shape ``(C, h, w)`` of unit-variance noise (any packing stays inside the backbon
 sampler needs with guidance bound (:meth:`Backbone.denoiser`: ε or the flow velocity, whatever the network predicts;
 :mod:`goldennoise.sampling.predictions`), VAE decoding to images in [0, 1] and a diffusers pipeline over the same
 components. Families subclass it for their text conditioning and network call (docs/backbones.md).
+
+A PEFT adapter (a NoiseRefine LoRA, :mod:`goldennoise.noise.noiserefine`) may be injected into the denoiser network.
+It is **off** everywhere by default: every denoising path runs the frozen base network, and only code inside
+``with backbone.adapter(True):`` sees the adapted one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,7 @@ from diffusers import (
     EulerDiscreteScheduler,
     SchedulerMixin,
 )
+from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from goldennoise.backbones.cost import evaluations_per_step
@@ -253,6 +260,7 @@ class Backbone(nn.Module):
         cond: PromptEmbeds,
         uncond: PromptEmbeds | None = None,
         guidance_scale: float = 1.0,
+        stop_network_gradient: bool = False,
     ) -> torch.Tensor:
         """The sampler's quantity (ε here) with classifier-free guidance: ``ε(∅) + w·(ε(c) − ε(∅))``.
 
@@ -267,6 +275,8 @@ class Backbone(nn.Module):
             cond: conditional embeddings of batch B.
             uncond: unconditional embeddings of batch B (needed unless ``w == 1``).
             guidance_scale: w.
+            stop_network_gradient: detach the network's output (not its input's path through the conversion to ε):
+                the stop-gradient step of multistep score distillation (arXiv 2412.03895, Sec. 3.3).
 
         Returns:
             ε̂ of shape (B, C, h, w).
@@ -275,25 +285,34 @@ class Backbone(nn.Module):
             raise ValueError(f"Latents have batch {x.shape[0]} but the prompt embeddings have batch {len(cond)}.")
         t = torch.as_tensor(t, device=x.device)
         if guidance_scale in (0.0, 1.0):
-            return self._prediction(x, t, cond if guidance_scale == 1.0 else uncond)
+            return self._prediction(x, t, cond if guidance_scale == 1.0 else uncond, stop_network_gradient)
         if uncond is None:
             raise ValueError(f"guidance_scale={guidance_scale} needs unconditional embeddings.")
-        out_uncond, out_cond = self._prediction(torch.cat([x, x]), t, uncond.cat(cond)).chunk(2)
+        out_uncond, out_cond = self._prediction(torch.cat([x, x]), t, uncond.cat(cond), stop_network_gradient).chunk(2)
         return out_uncond + guidance_scale * (out_cond - out_uncond)
 
     def predict_noise(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         """The UNet-era name of :meth:`predict` (ε on DDPM backbones, the velocity on flow ones)."""
         return self.predict(*args, **kwargs)
 
-    def _prediction(self, x: torch.Tensor, t: torch.Tensor, embeds: PromptEmbeds) -> torch.Tensor:
-        """One network call in the weights' dtype; the result comes back converted, in ``x``'s dtype."""
-        output = self._forward(x.to(self.dtype), t, embeds).to(x.dtype)
-        return self._convert(output, x, t)
+    def network_output(self, x: torch.Tensor, t: torch.Tensor | int, embeds: PromptEmbeds) -> torch.Tensor:
+        """The network's raw output (ε, v, x₀ or a velocity by the model) in ``x``'s dtype, shape (B, C, h, w)."""
+        t = torch.as_tensor(t, device=x.device)
+        return self._forward(x.to(self.dtype), t, embeds).to(x.dtype)
 
-    def denoiser(self, cond: PromptEmbeds, uncond: PromptEmbeds | None = None, guidance_scale: float = 1.0) -> Denoiser:
+    def _prediction(self, x: torch.Tensor, t: torch.Tensor, embeds: PromptEmbeds,
+                    stop_network_gradient: bool = False) -> torch.Tensor:
+        """One network call in the weights' dtype; the result comes back converted, in ``x``'s dtype."""
+        if stop_network_gradient:  # the network sees a detached input too: no graph is built through it
+            return self._convert(self.network_output(x.detach(), t, embeds).detach(), x, t)
+        return self._convert(self.network_output(x, t, embeds), x, t)
+
+    def denoiser(self, cond: PromptEmbeds, uncond: PromptEmbeds | None = None, guidance_scale: float = 1.0,
+                 stop_network_gradient: bool = False) -> Denoiser:
         """Bind conditioning and guidance: a ``denoiser(x, t)`` for :mod:`goldennoise.sampling`.
 
-        It returns what the backbone's :meth:`schedule` needs: ε on a DDIM grid, the velocity on a flow grid.
+        It returns what the backbone's :meth:`schedule` needs: ε on a DDIM grid, the velocity on a flow grid. With
+        ``stop_network_gradient`` no graph is built through the network (MSD's per-step stop-gradient).
 
         The embeddings are checked here, once per binding rather than once per step: non-float or non-finite ones
         raise an error naming them (``cond.embeds``, ``uncond.pooled``, ...).
@@ -302,7 +321,40 @@ class Backbone(nn.Module):
         if uncond is not None:
             uncond.check("uncond")
         check_finite("guidance_scale", guidance_scale)
-        return functools.partial(self.predict, cond=cond, uncond=uncond, guidance_scale=guidance_scale)
+        return functools.partial(self.predict, cond=cond, uncond=uncond, guidance_scale=guidance_scale,
+                                 stop_network_gradient=stop_network_gradient)
+
+    # --- adapters -----------------------------------------------------------------------------------------------
+
+    def adapter_layers(self) -> list[BaseTunerLayer]:
+        """The UNet's PEFT adapter layers (empty without an adapter)."""
+        return [module for module in self.unet.modules() if isinstance(module, BaseTunerLayer)]
+
+    @contextlib.contextmanager
+    def adapter(self, enabled: bool = True) -> Iterator[None]:
+        """Run the block with the UNet's adapter switched on (``enabled``) or off; the previous state returns after.
+
+        The adapter is off by default, so every denoising path (samplers, pipelines, guidance) runs the frozen base
+        UNet. PEFT's switch also clears ``requires_grad`` on the adapter weights; the flags are restored on exit, so
+        a trained adapter stays trainable.
+
+        Raises:
+            ValueError: ``enabled`` is true but the UNet carries no adapter.
+        """
+        layers = self.adapter_layers()
+        if enabled and not layers:
+            raise ValueError("The backbone's UNet has no adapter to enable; inject one first (NoiseRefiner).")
+        was_enabled = [not layer.disable_adapters for layer in layers]
+        flags = [(p, p.requires_grad) for p in self.unet.parameters()]
+        for layer in layers:
+            layer.enable_adapters(enabled)
+        try:
+            yield
+        finally:
+            for layer, state in zip(layers, was_enabled, strict=True):
+                layer.enable_adapters(state)
+            for parameter, flag in flags:
+                parameter.requires_grad_(flag)
 
     # --- images -------------------------------------------------------------------------------------------------
 

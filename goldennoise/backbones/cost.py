@@ -115,6 +115,22 @@ class CostMeter:
         if out.requires_grad:
             out.register_hook(lambda grad: self._count_backward(phase, rows))
 
+    @contextlib.contextmanager
+    def watch(self, network: nn.Module) -> Iterator[None]:
+        """Also count ``network``'s calls inside the block, as if it were the metered network.
+
+        For a method that runs its own copy of the denoiser (a NoiseRefine refiner loaded with its own backbone);
+        a no-op for the metered network itself, so nothing is counted twice.
+        """
+        if network is self.network:
+            yield
+            return
+        handle = network.register_forward_hook(self._count)
+        try:
+            yield
+        finally:
+            handle.remove()
+
     @staticmethod
     def _count_backward(phase: PhaseCost, rows: int) -> None:
         phase.backward += rows

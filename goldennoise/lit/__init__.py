@@ -3,6 +3,7 @@
 from goldennoise.lit.frozen import FrozenBackboneModule
 from goldennoise.lit.harness import NoiseMethodHarness
 from goldennoise.lit.noise_method import NoiseMethodModule
+from goldennoise.lit.noiserefine import NoiseRefineModule
 from goldennoise.lit.npnet import NPNetModule
 from goldennoise.lit.redenoise_regression import RedenoiseRegressionModule
 from goldennoise.lit.shapes_diffusion import ShapesDiffusionModule
@@ -13,6 +14,7 @@ __all__ = [
     "NPNetModule",
     "NoiseMethodHarness",
     "NoiseMethodModule",
+    "NoiseRefineModule",
     "RedenoiseRegressionModule",
     "ShapesDiffusionModule",
     "ShapesVAEModule",

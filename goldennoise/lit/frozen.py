@@ -14,8 +14,10 @@ class FrozenPartMixin:
 
     The frozen part is a submodule so that Lightning moves it to the right device and precision, but it stays in
     eval mode when Lightning switches the module to training, and its weights are dropped from saved checkpoints
-    and refilled from the live module on load, so strict loading still checks everything that was trained. Mix it
-    in before :class:`lightning.LightningModule`. A missing (``None``) frozen part is allowed.
+    and refilled from the live module on load, so strict loading still checks everything that was trained.
+    Parameters of the frozen part that require gradients (an adapter trained on it, like a NoiseRefine LoRA on the
+    UNet) are trained, not frozen: they stay in checkpoints and load from them. Mix it in before
+    :class:`lightning.LightningModule`. A missing (``None``) frozen part is allowed.
     """
 
     frozen_attribute = "backbone"
@@ -23,6 +25,13 @@ class FrozenPartMixin:
     @property
     def _frozen_prefix(self) -> str:
         return f"{self.frozen_attribute}."
+
+    def _trained_keys(self) -> set[str]:
+        """State keys under the frozen part that are trained (parameters requiring gradients)."""
+        frozen = getattr(self, self.frozen_attribute, None)
+        if frozen is None:
+            return set()
+        return {f"{self._frozen_prefix}{name}" for name, p in frozen.named_parameters() if p.requires_grad}
 
     def train(self, mode: bool = True) -> FrozenPartMixin:
         """Switch the trainable parts only; the frozen part stays in eval mode."""
@@ -33,15 +42,16 @@ class FrozenPartMixin:
         return self
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Drop the frozen part's weights from the checkpoint."""
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith(self._frozen_prefix)]:
+        """Drop the frozen part's weights from the checkpoint (trained ones, an adapter, stay)."""
+        state, trained = checkpoint["state_dict"], self._trained_keys()
+        for key in [k for k in state if k.startswith(self._frozen_prefix) and k not in trained]:
             del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Fill the frozen part's weights back in from the live module."""
-        own = self.state_dict()
-        checkpoint["state_dict"].update({k: v for k, v in own.items() if k.startswith(self._frozen_prefix)})
+        """Fill the frozen part's weights back in from the live module (trained ones come from the checkpoint)."""
+        own, trained = self.state_dict(), self._trained_keys()
+        checkpoint["state_dict"].update({k: v for k, v in own.items()
+                                         if k.startswith(self._frozen_prefix) and k not in trained})
 
 
 class FrozenBackboneModule(FrozenPartMixin, L.LightningModule):

@@ -24,7 +24,7 @@ from goldennoise.metrics.base import PromptImageMetric
 from goldennoise.metrics.clip_score import CLIPScore
 from goldennoise.metrics.hps import HPSv2Score
 from goldennoise.metrics.image_reward import ImageReward
-from goldennoise.metrics.paired import paired_bootstrap_ci, paired_summary
+from goldennoise.metrics.paired import gain_share, paired_bootstrap_ci, paired_summary
 from goldennoise.metrics.pickscore import PickScore
 from goldennoise.metrics.shapes_alignment import ShapesAlignment
 from goldennoise.metrics.soft_shapes_alignment import SoftShapesAlignment
@@ -39,6 +39,7 @@ __all__ = [
     "ShapesAlignment",
     "SoftShapesAlignment",
     "functional",
+    "gain_share",
     "paired_bootstrap_ci",
     "paired_summary",
 ]

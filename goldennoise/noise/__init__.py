@@ -6,6 +6,7 @@
 | :class:`RewardOptimization` | :mod:`~goldennoise.noise.reward` | ReNO, arXiv 2406.04312 |
 | :class:`BestOfN` (one verifier or a mean-rank ensemble) | :mod:`~goldennoise.noise.selection` | arXiv 2501.09732 |
 | :class:`StabilitySelection`, :class:`StabilityOptimization` | :mod:`~goldennoise.noise.stability` | arXiv 2407.14041 |
+| :class:`NoiseRefineNoise` | :mod:`~goldennoise.noise.noiserefine`, :mod:`~goldennoise.noise.msd` | arXiv 2412.03895 |
 
 Every method takes and returns unit-variance noise (:class:`NoiseMethod`); :class:`NPNetPlugin` runs a trained NPNet
 in front of any diffusers pipeline::
@@ -24,6 +25,14 @@ and export with :func:`export_npnet` (official nested ``.pth`` or either flat sa
 """
 
 from goldennoise.noise.base import Compose, Gaussian, NoiseContext, NoiseMethod, SamplerSettings
+from goldennoise.noise.noiserefine import (
+    NoiseRefineNoise,
+    RefinedNoise,
+    RefinerConfig,
+    export_refiner,
+    load_refiner,
+    refine_with_pipeline,
+)
 from goldennoise.noise.npnet import PRESETS, SMALL_SWIN, NPNet, NPNetConfig, SwinConfig
 from goldennoise.noise.npnet_checkpoint import (
     config_from_state,
@@ -47,6 +56,9 @@ __all__ = [
     "NPNetNetworkNoise",
     "NPNetNoise",
     "NoiseContext",
+    "NoiseRefineNoise",
+    "RefinedNoise",
+    "RefinerConfig",
     "Redenoise",
     "RewardOptimization",
     "SamplerSettings",
@@ -62,8 +74,11 @@ __all__ = [
     "config_from_state",
     "encode_for_npnet",
     "export_npnet",
+    "export_refiner",
     "init_swin_from_imagenet",
     "load_npnet",
+    "load_refiner",
     "read_npnet_state",
+    "refine_with_pipeline",
     "save_npnet_state",
 ]

@@ -1,0 +1,164 @@
+"""NoiseRefine costs, as ratios measured in one run (arXiv 2412.03895, Table 2; issue 13's benchmark).
+
+1. Throughput of refine + unguided sampling ÷ CFG sampling at equal steps (paper: 1.72 on an RTX 3090 at 20 steps).
+2. Peak memory of one MSD training step (surrogate: refiner forward + backward, N no-grad rollout steps) ÷ one UNet
+   forward + backward of the refiner at the same batch. On a GPU the CUDA peak; on the CPU the resident-set growth
+   of a fresh subprocess per measurement (coarser: allocator caching blurs it).
+3. Training samples per second of the NoiseRefine module at the shapes config's settings.
+
+    python benchmarks/noiserefine_throughput.py --backbone shapes --batch 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import torch
+
+from goldennoise.backbones import load_backbone
+from goldennoise.backbones.cost import process_peak_memory
+from goldennoise.lit.noiserefine import NoiseRefineModule
+from goldennoise.noise.noiserefine import RefinerConfig, inject_refiner, refine
+from goldennoise.sampling import sample_ddim
+
+
+def seconds(fn, repeats: int, device: torch.device) -> float:
+    """Best wall time of ``fn()`` over ``repeats`` runs, after one warm-up."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def throughput_ratio(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
+    """Seconds per batch of CFG and of refine + unguided sampling, and their ratio.
+
+    As :class:`~goldennoise.noise.NoiseRefineNoise` runs it: the refiner on a copy of the model carrying the adapter,
+    the sampling on the plain model (PEFT's disabled wrappers would slow every step of a small UNet).
+    """
+    backbone = load_backbone(args.backbone).to(device)
+    refiner = load_backbone(args.backbone).to(device)
+    config = RefinerConfig(rank=args.rank)
+    inject_refiner(refiner, config)
+    prompts = ["a red circle left of a blue square"] * args.batch
+    noise = torch.randn(args.batch, *backbone.latent_shape(), device=device)
+    schedule = backbone.ddim_schedule(args.steps)
+    with torch.no_grad():
+        cond, uncond = backbone.encode_prompt(prompts)
+
+        def guided() -> torch.Tensor:
+            return sample_ddim(backbone.denoiser(cond, uncond, args.guidance_scale), noise, schedule)
+
+        def refined() -> torch.Tensor:
+            return sample_ddim(backbone.denoiser(cond), refine(refiner, noise, cond, config), schedule)
+
+        cfg_s, refined_s = seconds(guided, args.repeats, device), seconds(refined, args.repeats, device)
+    return {"cfg_seconds": cfg_s, "refined_seconds": refined_s, "throughput_ratio": cfg_s / refined_s}
+
+
+def module(args: argparse.Namespace, device: torch.device) -> NoiseRefineModule:
+    """The training module at the benchmark's settings, on ``device``."""
+    return NoiseRefineModule(backbone=args.backbone, rank=args.rank, rollout_steps=args.rollout_steps,
+                             lr=1e-3).to(device)
+
+
+def fake_batch(model: NoiseRefineModule, batch: int, device: torch.device) -> dict:
+    """A teacher batch of the right shapes (values do not change the cost)."""
+    shape = (batch, *model.backbone.latent_shape())
+    return {"noise": torch.randn(shape, device=device), "latent": torch.randn(shape, device=device),
+            "prompt": ["a red circle left of a blue square"] * batch}
+
+
+def peak_of(kind: str, args: argparse.Namespace, device: torch.device) -> int:
+    """Peak bytes of one ``msd`` training step or one refiner ``fwdbwd`` (after a warm-up of the same)."""
+    model = module(args, device)
+    batch = fake_batch(model, args.batch, device)
+    cond = model.conditioning(batch)
+
+    def run() -> None:
+        if kind == "msd":
+            loss = model.msd_loss(batch)[0]
+        else:
+            loss = refine(model.backbone, batch["noise"], cond, model.config).square().mean()
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    run()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        run()
+        return torch.cuda.max_memory_allocated(device) - before
+    before = process_peak_memory()
+    run()
+    return process_peak_memory() - before
+
+
+def memory_ratio(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
+    """Peak memory of an MSD step ÷ one refiner forward + backward, each in its own process on the CPU."""
+    if device.type == "cuda":
+        msd, fwdbwd = peak_of("msd", args, device), peak_of("fwdbwd", args, device)
+    else:
+        msd, fwdbwd = (child_peak(kind, args) for kind in ("msd", "fwdbwd"))
+    return {"msd_step_peak_mib": msd / 2**20, "fwd_bwd_peak_mib": fwdbwd / 2**20,
+            "memory_ratio": msd / max(fwdbwd, 1)}
+
+
+def child_peak(kind: str, args: argparse.Namespace) -> int:
+    """``peak_of(kind)`` in a fresh process (the CPU's resident peak cannot be reset)."""
+    argv = [sys.executable, __file__, "--child", kind, "--backbone", args.backbone, "--batch", str(args.batch),
+            "--rank", str(args.rank), "--rollout-steps", str(args.rollout_steps)]
+    return int(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+
+
+def training_rate(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
+    """Training samples per second (forward, backward, AdamW step) at the benchmark's batch."""
+    model = module(args, device)
+    optimizer = model.configure_optimizers()["optimizer"]
+    batch = fake_batch(model, args.batch, device)
+
+    def step() -> None:
+        model.msd_loss(batch)[0].backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return {"train_samples_per_s": args.batch / seconds(step, args.repeats, device)}
+
+
+def main() -> None:
+    """Run the three measurements and print them as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="shapes")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=20, help="sampling steps of the throughput comparison")
+    parser.add_argument("--guidance-scale", type=float, default=3.0)
+    parser.add_argument("--rank", type=int, default=32)
+    parser.add_argument("--rollout-steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--child", choices=["msd", "fwdbwd"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.child:
+        print(peak_of(args.child, args, device))
+        return
+    result = {"backbone": args.backbone, "batch": args.batch, "device": str(device)}
+    for measure in (throughput_ratio, memory_ratio, training_rate):
+        result.update(measure(args, device))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Train the shipped shapes refiner on the teacher records (3,072 CFG-3 pairs, configs/teacher/shapes.yaml with
+# --prompt_source shapes:train:3072), under the shared lock, then export the best-val/mse checkpoint.
+#   bash experiments/noiserefine_shapes/train.sh <teacher folder> <run folder>
+set -euo pipefail
+TEACHER=${1:-data/teacher/shapes}
+RUN=${2:-runs/noiserefine_shapes_exp}
+CODE=$(cd "$(dirname "$0")/../.." && pwd)
+# run it after the teacher collection has taken the lock: the lock then passes to this fit only once that is done
+mkdir -p "$RUN"
+cd "$RUN"
+flock /work/wt/heavy.lock env PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MLFLOW_ENABLE_ASYNC_LOGGING=false \
+  nice /work/main/.venv/bin/python -m goldennoise fit --config "$CODE/configs/noiserefine/shapes.yaml" \
+  --data.path "$TEACHER" > fit.log 2>&1
+BEST=$(ls runs/noiserefine_shapes/checkpoints/epoch=*.ckpt | head -1)
+PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 /work/main/.venv/bin/python \
+  "$CODE/experiments/noiserefine_shapes/export.py" "$BEST" refiner.safetensors >> fit.log 2>&1
+echo "exported $BEST" >> fit.log

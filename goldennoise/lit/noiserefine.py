@@ -1,0 +1,216 @@
+"""Train a NoiseRefine refiner by multistep score distillation (Ahn et al., arXiv 2412.03895; docs/noiserefine.md).
+
+Batches are teacher records (``TextImagePairDataModule``): ``noise`` (B, C, h, w) the Gaussian x_T, ``latent``
+(B, C, h, w) the guided teacher x_0^Guide made from it, ``prompt`` (B prompts), ``seed`` (B,), and optionally
+``prompt_embeds`` (B, L, D) cached text embeddings (else the prompts are encoded here). One training step:
+
+1. refiner call, adapter on: ``x̂_T = g_φ(x_T, c)`` (:func:`goldennoise.noise.noiserefine.refine`);
+2. adapter off, no gradients: N-step unguided DDIM ``x̂_0`` from ``SG(x̂_T)`` (:func:`goldennoise.noise.msd.rollout`);
+3. loss ``K·mean(x̂_T ⊙ SG(x̂_0 − x_0^Guide))`` (``loss="surrogate"``, default) or the literal stop-gradient unroll
+   (``loss="literal"``, same gradient, for verification); ``train/latent_mse`` is the true MSE to the teacher.
+
+Only the LoRA weights train (AdamW); the base UNet stays frozen and, like the VAE and text encoder, out of
+checkpoints, which hold the adapter only (:class:`~goldennoise.lit.frozen.FrozenPartMixin` keeps trained
+parameters). Validation logs ``val/mse``, the latent MSE of the refined rollout to the teacher (select checkpoints
+on it: unseen pairs), the Gaussian baseline ``val/identity_mse``, and statistics of ``x̂_T − x_T``: its RMS and
+radial power spectrum (``val/delta/…``; the paper finds the change at low spatial frequencies). A
+:class:`~goldennoise.lit.NoiseMethodHarness` in ``trainer.callbacks`` compares the live refiner (unguided) with
+Gaussian unguided and CFG sampling on fixed prompts and seeds (scores, evaluation counts, an image grid in MLflow).
+Lightning handles DDP and precision (``bf16-mixed``: UNet calls under autocast; K, the DDIM arithmetic and the loss
+stay fp32).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from goldennoise.backbones import Backbone, PromptEmbeds, load_backbone
+from goldennoise.checks import check_int
+from goldennoise.lit.frozen import FrozenPartMixin
+from goldennoise.lit.noise_method import NoiseMethodModule
+from goldennoise.noise.msd import msd_constant, msd_literal_loss, msd_surrogate_loss, rollout
+from goldennoise.noise.noiserefine import (
+    DEFAULT_TARGETS,
+    RefinedNoise,
+    RefinerConfig,
+    export_refiner,
+    inject_refiner,
+    lora_parameters,
+    refine,
+)
+
+LOSSES = ("surrogate", "literal")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def radial_power_spectrum(x: torch.Tensor, bins: int) -> torch.Tensor:
+    """Mean power of ``x`` (B, C, h, w) in ``bins`` equal rings of spatial frequency, lowest first; shape (bins,)."""
+    power = torch.fft.fft2(x.float()).abs().pow(2).mean(dim=(0, 1))  # (h, w)
+    fy = torch.fft.fftfreq(x.shape[-2], device=x.device)[:, None]
+    fx = torch.fft.fftfreq(x.shape[-1], device=x.device)[None, :]
+    radius = (fy**2 + fx**2).sqrt() / math.sqrt(0.5)  # in [0, 1]
+    ring = (radius * bins).long().clamp(max=bins - 1)  # (h, w)
+    total = torch.zeros(bins, device=x.device).index_add_(0, ring.flatten(), power.flatten())
+    count = torch.zeros(bins, device=x.device).index_add_(0, ring.flatten(), torch.ones_like(power).flatten())
+    return total / count.clamp(min=1)
+
+
+class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
+    """A LoRA noise refiner on a frozen backbone, trained by MSD; its noise method is the live refiner.
+
+    Args:
+        backbone: built-in name, hub id or folder of the base model.
+        backbone_dtype: weight dtype of the backbone (LoRA weights follow it).
+        rank: LoRA rank (paper: 128; the shapes UNet allows at most 48).
+        lora_alpha: LoRA α; ``None`` = rank.
+        lora_dropout: LoRA dropout.
+        target_modules: module-name suffixes that get a LoRA; ``None`` = attention, feed-forward and ResNet convs.
+        output: refiner output form: ``residual`` (default, identity at init), ``epsilon`` or ``literal``.
+        refiner_timestep: the refiner call's timestep; ``None`` = the last training timestep (999, as the paper).
+        rollout_steps: N, the student's unguided DDIM steps (paper 10; 5 halves the step cost).
+        loss: ``surrogate`` (one backward through the refiner) or ``literal`` (the stop-gradient unroll).
+        lr: AdamW learning rate (not reported by the paper; 1e-3 on the shapes UNet, 1e-4 on SD).
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up steps.
+        lr_schedule: ``constant`` or ``cosine`` (decay to ``min_lr_ratio``·lr over the fit's optimiser steps).
+        min_lr_ratio: the cosine schedule's final lr as a share of ``lr``.
+        gradient_checkpointing: recompute the refiner UNet's activations in the backward pass.
+        spectrum_bins: rings of the radial power spectrum logged for ``x̂_T − x_T``.
+    """
+
+    method_name = "noiserefine"
+
+    def __init__(
+        self,
+        backbone: str = "shapes",
+        backbone_dtype: str = "float32",
+        rank: int = 128,
+        lora_alpha: float | None = None,
+        lora_dropout: float = 0.0,
+        target_modules: list[str] | None = None,
+        output: str = "residual",
+        refiner_timestep: int | None = None,
+        rollout_steps: int = 10,
+        loss: str = "surrogate",
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        lr_schedule: str = "constant",
+        min_lr_ratio: float = 0.1,
+        gradient_checkpointing: bool = False,
+        spectrum_bins: int = 4,
+    ) -> None:
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"Unknown NoiseRefine loss {loss!r}; choose one of {LOSSES}.")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"Unknown lr_schedule {lr_schedule!r}; choose one of {LR_SCHEDULES}.")
+        check_int("rollout_steps", rollout_steps, minimum=1)
+        check_int("warmup_steps", warmup_steps, minimum=0)
+        check_int("spectrum_bins", spectrum_bins, minimum=1)
+        self.save_hyperparameters()
+        self.config = RefinerConfig(rank, lora_alpha, lora_dropout, tuple(target_modules or DEFAULT_TARGETS), output,
+                                    refiner_timestep)
+        self.backbone: Backbone = load_backbone(backbone, backbone_dtype)
+        inject_refiner(self.backbone, self.config)
+        if gradient_checkpointing:
+            self.backbone.unet.enable_gradient_checkpointing()
+        self.schedule = self.backbone.ddim_schedule(rollout_steps)
+        self.msd_constant = msd_constant(self.backbone, self.schedule)
+        self._spectrum: list[torch.Tensor] = []
+
+    # --- the method -----------------------------------------------------------------------------------------------
+
+    def noise_method(self) -> RefinedNoise:
+        """The live refiner as a noise method (shares this module's backbone and LoRA weights)."""
+        return RefinedNoise(self.backbone, self.config)
+
+    def export(self, path: str | Path) -> Path:
+        """Write the current LoRA as a diffusers/PEFT safetensors file (:func:`~goldennoise.noise.export_refiner`)."""
+        return export_refiner(self.backbone, self.config, path, self.hparams.backbone)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW over the LoRA weights only, with linear warm-up and an optional cosine decay."""
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(lora_parameters(self.backbone), lr=hp.lr, weight_decay=hp.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1) if self._trainer is not None else 1
+
+        def factor(step: int) -> float:
+            if step < hp.warmup_steps:
+                return (step + 1) / hp.warmup_steps
+            if hp.lr_schedule == "constant":
+                return 1.0
+            progress = min((step - hp.warmup_steps) / max(total - hp.warmup_steps, 1), 1.0)
+            return hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --- steps ------------------------------------------------------------------------------------------------------
+
+    def conditioning(self, batch: dict[str, Any]) -> PromptEmbeds:
+        """The batch's cached per-sample prompt embeddings, else its prompts encoded now."""
+        if "prompt_embeds" in batch:
+            embeds = batch["prompt_embeds"]
+            if embeds.shape[0] != batch["noise"].shape[0]:
+                raise ValueError(f"Batch has {batch['noise'].shape[0]} noises but {embeds.shape[0]} prompt "
+                                 "embeddings.")
+            return PromptEmbeds(embeds.to(self.backbone.dtype))
+        with torch.no_grad():
+            return self.backbone.encode_prompt(list(batch["prompt"]))[0]
+
+    def msd_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(loss, x̂_T, x̂_0)`` of a batch under the configured loss form."""
+        noise, teacher = batch["noise"].float(), batch["latent"].float()
+        if noise.shape != teacher.shape:
+            raise ValueError(f"Batch noise {tuple(noise.shape)} and teacher latent {tuple(teacher.shape)} differ.")
+        cond = self.conditioning(batch)
+        refined = refine(self.backbone, noise, cond, self.config)  # (B, C, h, w)
+        if self.hparams.loss == "literal":
+            loss = msd_literal_loss(self.backbone, refined, cond, teacher, self.schedule)
+            return loss, refined, rollout(self.backbone, refined, cond, self.schedule)
+        student = rollout(self.backbone, refined, cond, self.schedule)
+        return msd_surrogate_loss(refined, student, teacher, self.msd_constant), refined, student
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, refined, student = self.msd_loss(batch)
+        size = refined.shape[0]
+        self.log("train/loss", loss, batch_size=size)
+        self.log("train/latent_mse", F.mse_loss(student, batch["latent"].float()), prog_bar=True, batch_size=size)
+        self.log("train/delta_rms", (refined - batch["noise"].float()).detach().pow(2).mean().sqrt(),
+                 batch_size=size)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        noise, teacher = batch["noise"].float(), batch["latent"].float()
+        cond = self.conditioning(batch)
+        refined = refine(self.backbone, noise, cond, self.config)
+        size = noise.shape[0]
+        log = {"batch_size": size, "sync_dist": True}
+        self.log("val/mse", F.mse_loss(rollout(self.backbone, refined, cond, self.schedule), teacher),
+                 prog_bar=True, **log)
+        self.log("val/identity_mse", F.mse_loss(rollout(self.backbone, noise, cond, self.schedule), teacher), **log)
+        delta = refined - noise
+        self.log("val/delta/rms", delta.pow(2).mean().sqrt(), **log)
+        self._spectrum.append(radial_power_spectrum(delta, self.hparams.spectrum_bins) * size)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the radial power spectrum of ``x̂_T − x_T`` per ring and its share in the lowest ring."""
+        if not self._spectrum:
+            return
+        spectrum = torch.stack(self._spectrum).sum(0)
+        self._spectrum = []
+        share = spectrum / spectrum.sum().clamp(min=1e-30)
+        for ring, value in enumerate(share):
+            self.log(f"val/delta/spectrum_ring{ring}", value, sync_dist=True)
+
+
+def load_noiserefine_checkpoint(path: str | Path, map_location: str = "cpu") -> NoiseRefineModule:
+    """A :class:`NoiseRefineModule` from a Lightning checkpoint (adapter from the file, base from the backbone)."""
+    module = NoiseRefineModule.load_from_checkpoint(str(path), map_location=map_location, weights_only=False)
+    return module.eval()

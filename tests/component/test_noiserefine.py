@@ -1,0 +1,196 @@
+"""NoiseRefine (arXiv 2412.03895) on tiny random-weight SD models in fp32: the acceptance checks of issue 13.
+
+MSD surrogate = literal stop-gradient unroll (ε and v), identity at init, frozen base, adapter off in every rollout,
+no unconditional batch in refined sampling, export round trip through a fresh diffusers pipeline, and one clear
+error per bad input.
+"""
+
+import copy
+import math
+
+import lightning as L
+import pytest
+import torch
+from noiserefine_data import teacher_loader, teacher_records
+
+from goldennoise.backbones import PromptEmbeds
+from goldennoise.backbones.tiny import tiny_sd_pipeline
+from goldennoise.evaluation.harness import MethodSpec, evaluate_batch
+from goldennoise.lit.noiserefine import NoiseRefineModule, radial_power_spectrum
+from goldennoise.noise import Gaussian, RefinedNoise, RefinerConfig, SamplerSettings, export_refiner, load_refiner
+from goldennoise.noise.msd import check_affine, msd_constant, msd_literal_loss, msd_surrogate_loss, rollout
+from goldennoise.noise.noiserefine import inject_refiner, lora_parameters, refine, refine_with_pipeline
+from goldennoise.sampling import sample_ddim
+
+PROMPTS = ["a red fox", "a blue jay"]
+SIZE = 64  # pixels: 8x8 latents keep every tiny-model call cheap
+LATENT = (4, 8, 8)
+FAST = {"backbone": "tiny-sd", "rank": 4, "rollout_steps": 2, "lr": 1e-2, "target_modules": ["to_q", "to_v", "conv1"]}
+
+
+def _refined_backbone(base, rank: int = 4, seed: int = 0):
+    """A copy of ``base`` with a refiner whose LoRA weights are random (so every path carries a signal)."""
+    backbone = copy.deepcopy(base)
+    config = RefinerConfig(rank=rank)
+    inject_refiner(backbone, config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in lora_parameters(backbone):
+            parameter.copy_(0.05 * torch.randn(parameter.shape, generator=generator))
+    return backbone, config
+
+
+@pytest.fixture(scope="module")
+def refined(tiny_sd):
+    return _refined_backbone(tiny_sd)
+
+
+def _batch(backbone):
+    records = teacher_records(backbone, PROMPTS, [0, 1])
+    noise = torch.stack([r["noise"] for r in records])
+    teacher = torch.stack([r["latent"] for r in records])
+    return noise, PromptEmbeds(torch.stack([r["prompt_embeds"] for r in records])), teacher
+
+
+@pytest.mark.parametrize("name", ["tiny_sd", "tiny_sd_v"])
+def test_surrogate_gradient_equals_the_literal_msd_gradient(name, request):
+    backbone, config = _refined_backbone(request.getfixturevalue(name))
+    noise, cond, teacher = _batch(backbone)
+    schedule = backbone.ddim_schedule(2)
+    params = lora_parameters(backbone)
+
+    literal = msd_literal_loss(backbone, refine(backbone, noise, cond, config), cond, teacher, schedule)
+    expected = torch.cat([g.flatten() for g in torch.autograd.grad(literal, params)])
+    refined = refine(backbone, noise, cond, config)
+    student = rollout(backbone, refined, cond, schedule)
+    surrogate = msd_surrogate_loss(refined, student, teacher, msd_constant(backbone, schedule))
+    got = torch.cat([g.flatten() for g in torch.autograd.grad(surrogate, params)])
+
+    assert expected.norm() > 0
+    assert ((got - expected).norm() / expected.norm()).item() < 1e-5
+
+
+@pytest.mark.parametrize("name", ["tiny_sd", "tiny_sd_v"])
+def test_the_stop_gradient_rollout_has_a_scalar_jacobian_k_over_two(name, request):
+    backbone = request.getfixturevalue(name)
+    cond = backbone.encode_prompt(PROMPTS)[0]
+    schedule = backbone.ddim_schedule(3)
+    x = torch.randn(2, *LATENT, requires_grad=True)
+    out = sample_ddim(backbone.denoiser(cond, stop_network_gradient=True), x, schedule)
+    probe = torch.randn_like(out)
+    (vjp,) = torch.autograd.grad((out * probe).sum(), x)
+    torch.testing.assert_close(vjp, msd_constant(backbone, schedule) / 2 * probe, rtol=1e-5, atol=1e-6)
+
+
+def test_msd_constant_comes_from_the_backbone_scheduler(shapes):
+    schedule = shapes.ddim_schedule(10)
+    expected = 2 * math.sqrt(schedule.final_alpha_cumprod / float(schedule.alphas_cumprod[901]))
+    assert msd_constant(shapes, schedule) == pytest.approx(expected, rel=1e-6)
+    assert msd_constant(shapes, schedule) == pytest.approx(13.15, abs=0.01)  # cosine schedule, 10 leading steps
+    clipped = type(schedule)(schedule.alphas_cumprod, schedule.timesteps, schedule.final_alpha_cumprod, 1.0)
+    with pytest.raises(ValueError, match="clip_sample"):
+        check_affine(clipped)
+
+
+def test_identity_at_init_and_not_after_one_optimiser_step():
+    module = NoiseRefineModule(**FAST)
+    records = teacher_records(module.backbone, PROMPTS, [0, 1])
+    batch = next(iter(teacher_loader(records)))
+    cond = PromptEmbeds(batch["prompt_embeds"])
+    assert torch.equal(refine(module.backbone, batch["noise"], cond, module.config), batch["noise"])
+
+    optimizer = module.configure_optimizers()["optimizer"]
+    module.training_step(batch, 0).backward()
+    optimizer.step()
+    moved = refine(module.backbone, batch["noise"], cond, module.config).detach()
+    assert (moved - batch["noise"]).abs().max() > 1e-4
+
+
+def test_training_keeps_the_base_frozen_and_checkpoints_hold_only_the_adapter(tmp_path):
+    module = NoiseRefineModule(**FAST)
+    base = {k: v.clone() for k, v in module.backbone.state_dict().items() if "lora_" not in k}
+    grads: set[str] = set()
+    for name, parameter in module.named_parameters():
+        if parameter.requires_grad:
+            parameter.register_hook(lambda g, name=name: grads.add(name))
+    data = teacher_loader(teacher_records(module.backbone, PROMPTS, [0, 1]))
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(module, train_dataloaders=data)
+
+    after = module.backbone.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in base.items())
+    assert grads == {f"backbone.unet.{n}" for n, p in module.backbone.unet.named_parameters() if "lora_" in n}
+    assert all(p.requires_grad for p in lora_parameters(module.backbone))  # the adapter switch restored the flags
+
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    state = torch.load(tmp_path / "last.ckpt", weights_only=False)["state_dict"]
+    assert state and all("lora_" in key for key in state)
+    assert set(state) == {f"backbone.unet.{n}" for n, _ in module.backbone.unet.named_parameters() if "lora_" in n}
+    loaded = NoiseRefineModule.load_from_checkpoint(tmp_path / "last.ckpt", weights_only=False)
+    trained = dict(module.backbone.unet.named_parameters())
+    assert all(torch.equal(p, trained[n]) for n, p in loaded.backbone.unet.named_parameters())
+
+
+def test_rollout_runs_the_base_model_with_the_adapter_off(refined, tiny_sd):
+    backbone, _ = refined
+    fresh = tiny_sd
+    noise, cond, _ = _batch(fresh)
+    schedule = fresh.ddim_schedule(3)
+    expected = sample_ddim(fresh.denoiser(cond), noise, schedule)
+    torch.testing.assert_close(rollout(backbone, noise, cond, schedule), expected, rtol=0, atol=0)
+    with backbone.adapter(True):
+        assert not torch.allclose(backbone.predict_noise(noise, 500, cond), fresh.predict_noise(noise, 500, cond))
+    assert torch.equal(backbone.predict_noise(noise, 500, cond), fresh.predict_noise(noise, 500, cond))
+
+
+def test_refined_sampling_runs_no_unconditional_batch(refined, tiny_sd):
+    refiner_backbone, config = refined  # its own copy, as NoiseRefineNoise loads one
+    sampler_backbone = tiny_sd
+    specs = [MethodSpec("cfg", Gaussian(), 3.0), MethodSpec("refined", RefinedNoise(refiner_backbone, config), 1.0)]
+    records, _ = evaluate_batch(sampler_backbone, [(0, PROMPTS[0], 0), (1, PROMPTS[1], 1)], specs, [],
+                                SamplerSettings(steps=3, image_size=SIZE))
+    cost = {r["method"]: r["cost"] for r in records}
+    assert cost["cfg"]["sampling/evaluations"] == 2 * 3
+    assert cost["refined"]["sampling/evaluations"] == 3  # guidance 1: the conditional batch only
+    assert cost["refined"]["method/evaluations"] == 2  # one LoRA call + the residual's base call, per image
+
+
+def test_export_round_trip_through_a_fresh_diffusers_pipeline(refined, tiny_sd, tmp_path):
+    backbone, config = refined
+    path = export_refiner(backbone, config, tmp_path / "refiner.safetensors", "tiny-sd")
+    noise = torch.randn(2, *LATENT, generator=torch.Generator().manual_seed(3))
+    cond = backbone.encode_prompt(PROMPTS)[0]
+    expected = refine(backbone, noise, cond, config).detach()
+
+    pipeline = tiny_sd_pipeline()  # fresh diffusers pipeline, same base weights
+    pipeline.load_lora_weights(str(path), adapter_name="refiner")
+    torch.testing.assert_close(refine_with_pipeline(pipeline, noise, PROMPTS, "refiner"), expected,
+                               rtol=1e-5, atol=1e-5)
+
+    fresh = copy.deepcopy(tiny_sd)
+    assert load_refiner(fresh, path) == config
+    torch.testing.assert_close(refine(fresh, noise, cond, config).detach(), expected, rtol=0, atol=0)
+
+
+def test_bad_inputs_get_one_clear_error_each(refined, tiny_sd, shapes, tmp_path):
+    with pytest.raises(ValueError, match=r"rank 64 exceeds .* at most 48"):
+        inject_refiner(shapes, RefinerConfig(rank=64))  # refused before anything is injected
+    with pytest.raises(ValueError, match="match no layer"):
+        inject_refiner(tiny_sd, RefinerConfig(rank=2, target_modules=("not_a_layer",)))
+    with pytest.raises(ValueError, match="already carries an adapter"):
+        inject_refiner(refined[0], RefinerConfig(rank=2))
+    path = export_refiner(*refined, tmp_path / "tiny.safetensors", "tiny-sd")
+    with pytest.raises(ValueError, match="trained on another base model"):
+        load_refiner(shapes, path)
+    with pytest.raises(FileNotFoundError, match="No NoiseRefine LoRA file"):
+        load_refiner(tiny_sd, tmp_path / "missing.safetensors")
+    with pytest.raises(ValueError, match="no adapter to enable"):
+        with shapes.adapter(True):
+            pass
+
+
+def test_radial_power_spectrum_puts_a_constant_in_the_lowest_ring():
+    flat = torch.ones(2, 4, 8, 8)
+    spectrum = radial_power_spectrum(flat, 4)
+    assert spectrum[0] > 0 and torch.all(spectrum[1:] == 0)

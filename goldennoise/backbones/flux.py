@@ -133,15 +133,16 @@ class FluxBackbone(FlowBackbone):
         return self._run(x, t, embeds, None)
 
     def predict(self, x: torch.Tensor, t: torch.Tensor | int, cond: PromptEmbeds, uncond: PromptEmbeds | None = None,
-                guidance_scale: float = 1.0) -> torch.Tensor:
+                guidance_scale: float = 1.0, stop_network_gradient: bool = False) -> torch.Tensor:
         """The velocity; ω is the distilled guidance input on dev, classifier-free guidance on schnell."""
         if not self.guidance_distilled:
-            return super().predict(x, t, cond, uncond, guidance_scale)
+            return super().predict(x, t, cond, uncond, guidance_scale, stop_network_gradient)
         if len(cond) != x.shape[0]:
             raise ValueError(f"Latents have batch {x.shape[0]} but the prompt embeddings have batch {len(cond)}.")
         t = torch.as_tensor(t, device=x.device)
-        output = self._run(x.to(self.dtype), t, cond, guidance_scale).to(x.dtype)
-        return self._convert(output, x, t)
+        x_in = x.detach() if stop_network_gradient else x
+        output = self._run(x_in.to(self.dtype), t, cond, guidance_scale).to(x.dtype)
+        return self._convert(output.detach() if stop_network_gradient else output, x, t)
 
     def _pipeline_components(self) -> dict[str, Any]:
         (tokenizer, tokenizer_2), (text_encoder, text_encoder_2) = self.tokenizers, self.text_encoders

@@ -161,6 +161,7 @@ def test_ranks_merge_in_item_order_without_padded_duplicates():
     assert labels == [f"{ITEMS[0][1]} (seed 0)", f"{ITEMS[1][1]} (seed 1)"] and grid["m"].shape == (2, 3, 4, 4)
 
 
+@pytest.mark.slow  # spawns two gloo processes: half a minute on 2 cores
 def test_ddp_ranks_log_what_one_process_logs(tmp_path):
     """2 gloo processes split the validation items and the test batches, gather them and log one process's numbers."""
     worker = Path(__file__).with_name("harness_ddp_worker.py")

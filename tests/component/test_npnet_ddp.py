@@ -4,12 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 WORKER = Path(__file__).with_name("npnet_ddp_worker.py")
 STEPS, BATCH = 3, 2
 
 
+@pytest.mark.slow  # spawns two gloo processes: half a minute on 2 cores
 def test_ddp_ranks_agree_and_match_one_process(tmp_path):
     """After k steps both ranks hold identical weights, and loss and weights match a 1-process run."""
     result = subprocess.run([sys.executable, str(WORKER), str(tmp_path), str(STEPS), str(BATCH)], cwd=tmp_path,

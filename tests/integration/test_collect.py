@@ -81,6 +81,7 @@ def test_killed_collection_resumes_to_the_uninterrupted_dataset(tmp_path, refere
         assert torch.equal(noise, ref[0]) and torch.equal(target, ref[1]) and scores == ref[2] and digest == ref[3]
 
 
+@pytest.mark.slow  # spawns two gloo processes: half a minute on 2 cores
 def test_two_process_collection_equals_one_process_as_a_set(tmp_path, reference):
     process = launch(write_config(tmp_path), "--devices", "2")
     output, _ = process.communicate(timeout=600)

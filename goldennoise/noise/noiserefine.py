@@ -180,12 +180,19 @@ def refine(backbone: Backbone, noise: torch.Tensor, cond: PromptEmbeds, config: 
 
 
 def base_fingerprint(backbone: Backbone) -> str:
-    """A short hash of the UNet's architecture and of two of its base weights: tells base models apart."""
-    config = {k: v for k, v in dict(backbone.unet.config).items() if not k.startswith("_")}
+    """A short hash of the network's architecture and of two of its base weights: tells base models apart.
+
+    The two weights are a UNet's ``conv_in`` and ``conv_out``, or a transformer's first and last base parameters.
+    """
+    net = backbone.unet
+    config = {k: v for k, v in dict(net.config).items() if not k.startswith("_")}
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    for name in ("conv_in", "conv_out"):
-        layer = getattr(backbone.unet, name)
-        weight = getattr(layer, "base_layer", layer).weight
+    if hasattr(net, "conv_in") and hasattr(net, "conv_out"):
+        weights = [getattr(layer, "base_layer", layer).weight for layer in (net.conv_in, net.conv_out)]
+    else:
+        base = [param for name, param in net.named_parameters() if "lora_" not in name]
+        weights = [base[0], base[-1]]
+    for weight in weights:
         digest.update(weight.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
 

@@ -64,6 +64,9 @@ class NoisePairDataset(Dataset):
         max_open: shard handles kept open per process (least recently used are closed).
     """
 
+    target_key = "target"
+    """The stored tensor read beside the noise, under the same key in the batch."""
+
     def __init__(self, entries: list[tuple[Path, int, str, int]], embeddings: EmbeddingCache, max_open: int = 64):
         self.entries, self.embeddings, self.max_open = entries, embeddings, max_open
         self._handles: OrderedDict[Path, object] = OrderedDict()
@@ -88,7 +91,7 @@ class NoisePairDataset(Dataset):
         handle = self._handle(path)
         return {
             "noise": handle.get_slice("noise")[row:row + 1][0].float(),  # (C, h, w)
-            "target": handle.get_slice("target")[row:row + 1][0].float(),  # (C, h, w)
+            self.target_key: handle.get_slice(self.target_key)[row:row + 1][0].float(),  # (C, h, w)
             "prompt_embeds": self.embeddings.get(prompt),  # (L, D)
             "prompt": prompt,
             "seed": seed,

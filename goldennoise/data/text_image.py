@@ -205,16 +205,7 @@ def read_hf_dataset(path: str, split: str, image_column: str, caption_column: st
 class TeacherPairDataset(NoisePairDataset):
     """Teacher records addressed as (shard, row), read through cached memory maps (x_T and the guided x_0)."""
 
-    def __getitem__(self, i: int) -> dict:
-        path, row, prompt, seed = self.entries[i]
-        handle = self._handle(path)
-        return {
-            "noise": handle.get_slice("noise")[row:row + 1][0].float(),  # (C, h, w)
-            "latent": handle.get_slice("latent")[row:row + 1][0].float(),  # (C, h, w)
-            "prompt_embeds": self.embeddings.get(prompt),  # (L, D)
-            "prompt": prompt,
-            "seed": seed,
-        }
+    target_key = "latent"
 
 
 class ImagePairDataset(Dataset):

@@ -28,6 +28,7 @@ def _dit_overlay(tmp_path: Path, npd: Path) -> Path:
             callback["init_args"].update(backbone="tiny-hunyuan-dit", backbone_dtype="float32", prompts=PROMPTS,
                                          steps=2, metrics=[TINY_METRIC])
     config["data"]["init_args"].update(path=str(npd), metric=None)
+    config["model"]["init_args"] = {"backbone": None, "net": {"text_dim": 1024}}  # the hub config is offline
     path = tmp_path / "dit.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

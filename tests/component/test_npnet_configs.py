@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from goldennoise.cli import GoldenNoiseCLI
 from goldennoise.lit import NoiseMethodHarness
@@ -46,7 +47,8 @@ def _offline_copy(name: str, tmp_path: Path) -> Path:
     model = (config.get("model") or {}).get("init_args") or {}
     if model.get("backbone") in STAND_INS:
         model["backbone"] = _stand_in(model["backbone"], tmp_path)
-    for callback in config["trainer"].get("callbacks") or []:
+    callbacks = config["trainer"].get("callbacks") or []
+    for callback in [callbacks] if isinstance(callbacks, dict) else callbacks:  # an overlay's {init_args: ...}
         for metric in callback.get("init_args", {}).get("metrics") or []:
             if metric["class_path"] != "goldennoise.metrics.ShapesAlignment":
                 metric.setdefault("init_args", {})["model"] = "tiny"
@@ -72,6 +74,9 @@ def test_config_builds_the_network_and_the_harness(name, tmp_path):
     found = [c for c in cli.trainer.callbacks if isinstance(c, NoiseMethodHarness)]
     assert [(c.backbone_name, c.guidance_scale) for c in found] == ([harness] if harness else [])
     assert all(c.backbone is None and len(c.prompts) == 4 and c.metrics for c in found)  # the backbone loads in setup
+    checkpoints = [c for c in cli.trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    assert len(checkpoints) == 2 and all(c.dirpath is None for c in checkpoints)  # per run, under default_root_dir
+    assert cli.trainer.default_root_dir == f"runs/npnet_{name}"
 
 
 def test_npnet_dimensions_come_from_the_backbone(shapes):

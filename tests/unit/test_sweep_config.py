@@ -160,6 +160,10 @@ def _check_evaluate_point(config: SweepConfig, point: PointSpec, args: list[str]
         assert (method.steps, method.step_size, method.lr_rel) == (10, "relative", 0.02)
 
 
+def test_every_shipped_sweep_is_checked():
+    assert sorted(SWEEPS) == sorted(p.name for p in (ROOT / "configs" / "sweeps").glob("*.yaml"))
+
+
 @pytest.mark.parametrize("name", sorted(SWEEPS))
 def test_shipped_sweeps_parse_down_to_every_points_config(name, monkeypatch):
     monkeypatch.chdir(ROOT)

@@ -32,8 +32,8 @@ class ListReplacingTypeHint(ActionTypeHint):
     def _check_type(self, value: Any, append: bool = False, cfg: Any = None, mode: str | None = None) -> Any:
         if not append and _is_whole_list(value, self._enable_path):
             cfg = None  # no previous value: the list is parsed as if it were the first one given
-        elif not append and _is_last_element_update(value) and cfg and isinstance(cfg.get(self.dest), list):
-            for key, leaf in value["init_args"].items():  # one flag's worth at a time, onto the updated list
+        elif not append and (update := _last_element_update(value)) and cfg and isinstance(cfg.get(self.dest), list):
+            for key, leaf in update.items():  # one flag's worth at a time, onto the updated list
                 updated = super()._check_type(NestedArg(key=key, val=leaf), cfg=cfg, mode=mode)
                 cfg = cfg.clone()
                 cfg[self.dest] = updated
@@ -41,9 +41,13 @@ class ListReplacingTypeHint(ActionTypeHint):
         return super()._check_type(value, append=append, cfg=cfg, mode=mode)
 
 
-def _is_last_element_update(value: object) -> bool:
-    """Whether ``value`` is ``{init_args: {...}}``: new arguments for the last element of a list of classes."""
-    return isinstance(value, dict | Namespace) and set(dict(value)) == {"init_args"} and bool(value["init_args"])
+def _last_element_update(value: object) -> dict[str, Any] | None:
+    """The arguments of ``value`` if it is ``{init_args: {...}}`` (new arguments for a list's last element)."""
+    if isinstance(value, Namespace):
+        value = value.as_dict()
+    if isinstance(value, dict) and set(value) == {"init_args"} and isinstance(value["init_args"], dict):
+        return value["init_args"] or None
+    return None
 
 
 def _is_whole_list(value: object, enable_path: bool) -> bool:

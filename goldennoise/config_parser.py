@@ -1,12 +1,13 @@
 """The jsonargparse parser behind every ``python -m goldennoise`` command (omegaconf mode).
 
-Two departures from plain jsonargparse, so that what ``--print_config`` shows is what runs:
+Departures from plain jsonargparse, so that what ``--print_config`` shows is what runs:
 
 - A list given whole (in a later ``--config`` file or as a flag) replaces the earlier list. jsonargparse parses a new
   list against the previous one element by element when both have the same length, so ``scorers: [{metric:
   hpsv2}]`` after ``[{metric: hpsv2, model: tiny}]`` would keep ``model: tiny``, and a second ``trainer.callbacks``
   list would inherit the first list's ``init_args``. Appending (``--key+=value``) and flags that change the last
-  element (``--trainer.callbacks.init_args.x``) keep jsonargparse's meaning.
+  element (``--trainer.callbacks.init_args.x``) keep jsonargparse's meaning, and a later file can change the last
+  element the same way (``callbacks: {init_args: {x: ...}}``), so an overlay holds only what differs.
 - Errors are raised, not printed (``exit_on_error=False``), so the command reports them in one line; an error in a
   config file names the file, and a YAML syntax error says where it is.
 """

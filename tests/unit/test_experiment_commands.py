@@ -1,7 +1,8 @@
 """Every ``python -m goldennoise ...`` command an experiment README gives parses with the real command line.
 
 The commands are taken from fenced and indented code blocks (continued lines joined, comments dropped) and from
-inline code spans of ``experiments/README.md`` and ``experiments/*/README.md``; each is run through
+inline code spans of ``experiments/README.md`` and ``experiments/*/README.md`` (a bare subcommand, as in "`python -m
+goldennoise evaluate` with ...", names the command and is skipped); each is run through
 :func:`goldennoise.cli.main` with ``--print_config``, which reads every config file, resolves interpolations and
 checks every key, ``class_path`` and ``init_args`` against the signatures, then exits before anything is built (no
 weights are loaded).
@@ -52,7 +53,8 @@ def readme_commands(text: str) -> list[tuple[dict[str, str], list[str]]]:
     prose = FENCE.sub("", text)
     lines += [span for span in INLINE.findall(prose)]
     lines += [line for line in _logical_lines(INLINE.sub("", prose)) if line.startswith("    ")]
-    return [command for line in lines if (command := _command(line)) is not None]
+    commands = [command for line in lines if (command := _command(line)) is not None]
+    return [(env, args) for env, args in commands if len(args) > 1]  # a bare `python -m goldennoise fit` names it
 
 
 def _cases() -> list[tuple[Path, dict[str, str], list[str]]]:
@@ -67,7 +69,8 @@ def test_commands_are_found_in_every_form():
     text = ("Run `python -m goldennoise evaluate --config a.yaml` first.\n\n"
             "```bash\nX=1 python -m goldennoise fit --config b.yaml \\\n  --trainer.max_steps 2  # two steps\n"
             "nice .venv/bin/python -m goldennoise collect --config c.yaml > log.txt 2>&1\n```\n\n"
-            "    python -m goldennoise sweep --config d.yaml | tee out\n")
+            "    python -m goldennoise sweep --config d.yaml | tee out\n\n"
+            "The command `python -m goldennoise evaluate` ...\n")
     assert readme_commands(text) == [
         ({"X": "1"}, ["fit", "--config", "b.yaml", "--trainer.max_steps", "2"]),
         ({}, ["collect", "--config", "c.yaml"]),

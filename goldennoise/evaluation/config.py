@@ -7,7 +7,7 @@ config), or built in Python for the Lightning callback, the experiments and the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from torchmetrics import Metric
 
@@ -118,6 +118,17 @@ class EvaluateConfig:
     def sampler(self) -> SamplerSettings:
         """The sampler settings shared by every method (each sets its own guidance)."""
         return SamplerSettings(steps=self.steps, scheduler=self.scheduler, image_size=self.image_size)
+
+    def method_sampler(self, spec: MethodSpec) -> SamplerSettings:
+        """The sampler settings of one method's images: the shared ones with that method's guidance."""
+        return replace(self.sampler, guidance_scale=spec.guidance_scale)
+
+    def fit_budgets(self) -> None:
+        """Size every search method to ``budget`` at the cost of its own sampling (a guided one costs twice)."""
+        if self.budget is None:
+            return
+        for spec in self.methods:
+            spec.method.fit_budget(self.budget, self.method_sampler(spec))
 
     @property
     def folder(self) -> str:

@@ -92,8 +92,7 @@ class EvaluationJob:
         self.backbone = load_backbone(c.backbone, dtype=c.backbone_dtype, device=device)
         for spec in c.methods:
             spec.method.to(device)
-            if c.budget is not None:
-                spec.method.fit_budget(c.budget, c.sampler)
+        c.fit_budgets()
         for metric in c.metrics:
             metric.to(device)
 

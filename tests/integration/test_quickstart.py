@@ -90,9 +90,10 @@ def test_quickstart_collects_trains_and_evaluates_every_method_into_mlflow(tmp_p
         low, high = (fit.data.metrics[f"test/{method}/{KEY}/delta_ci95_{end}"] for end in ("low", "high"))
         assert low <= fit.data.metrics[f"test/{method}/{KEY}/delta"] <= high
     artifacts = {a.path for a in client.list_artifacts(fit.info.run_id)}
-    (checkpoint,) = [path for path in artifacts if path.startswith("epoch=")]  # the best checkpoint's folder
-    assert "config.yaml" in artifacts and f"{checkpoint}/{checkpoint}.ckpt" in {
-        a.path for a in client.list_artifacts(fit.info.run_id, checkpoint)}
+    (best,) = [path for path in artifacts if path.startswith("epoch=")]  # the checkpoints' folders
+    for checkpoint in (best, "last"):
+        assert f"{checkpoint}/{checkpoint}.ckpt" in {a.path for a in client.list_artifacts(fit.info.run_id, checkpoint)}
+    assert "config.yaml" in artifacts
     assert {a.path for a in client.list_artifacts(fit.info.run_id, "test")} == {
         "test/grid.png", "test/samples.parquet", "test/table.txt"}
     samples = pq.read_table(client.download_artifacts(fit.info.run_id, "test/samples.parquet", str(tmp_path)))

@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 from goldennoise.backbones import Backbone, load_backbone
 from goldennoise.checks import check_finite, check_int, check_prompts
 from goldennoise.data.integrity import save_atomic
-from goldennoise.data.prompt_sources import load_prompts
+from goldennoise.data.prompt_sources import SHAPES_PREFIX, load_prompts, parse_shapes_source
 from goldennoise.evaluation.config import METHOD_NAME, paired_items
 from goldennoise.evaluation.grid import save_image_grid
 from goldennoise.evaluation.harness import Item, MethodSpec, evaluate_batch, generate_batch
@@ -156,6 +156,8 @@ class FinalEvaluation:
 
     def __post_init__(self) -> None:
         parse_seeds(self.seeds)
+        if self.prompt_source.startswith(SHAPES_PREFIX):
+            parse_shapes_source(self.prompt_source)  # a bad split or range fails here, before any collection
         if self.weights not in ("best", "last"):
             raise ValueError(f"FinalEvaluation weights must be 'best' or 'last', got {self.weights!r}.")
 
@@ -247,6 +249,7 @@ class NoiseMethodHarness(BasePredictionWriter):
         if self.budget is not None and self.budget <= 0:
             raise ValueError(f"budget must be positive, got {budget}.")
         self.final = final
+        self.final_items: list[Item] = []
         self.backbone: Backbone | None = None
         self._test = Collected()
 
@@ -285,8 +288,10 @@ class NoiseMethodHarness(BasePredictionWriter):
         if stage == "predict" and self.predict_dir is None:
             raise ValueError("NoiseMethodHarness needs predict_dir (the folder images and noises are written to) "
                              "for predict.")
+        if stage == "fit" and self.final is not None:
+            self.final_items = self.final.items()  # read before training: a missing source fails now
         if self.backbone is None and (stage in ("test", "predict") or self._checks_validation() or
-                                      (stage == "fit" and self.final is not None)):
+                                      self.final_items):
             self.backbone = load_backbone(self.backbone_name, self.backbone_dtype)
         if self.budget is not None:
             for spec in self.methods:
@@ -403,8 +408,7 @@ class NoiseMethodHarness(BasePredictionWriter):
             return
         if self.final.weights == "best":
             load_best_weights(trainer, pl_module)
-        items = self.final.items()
-        mine = items[trainer.global_rank::trainer.world_size]
+        mine = self.final_items[trainer.global_rank::trainer.world_size]
         collected = Collected()
         names = [spec.name for spec in self.method_specs(pl_module, every=True)]
         with tqdm(total=len(mine), unit="pair", desc=f"final evaluation ({len(names)} methods)",

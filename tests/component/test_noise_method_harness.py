@@ -204,3 +204,5 @@ def test_the_final_evaluation_pairs_every_prompt_with_its_own_seeds():
     assert [(p, seed) for p, _, seed in final.items()] == [(0, 10), (0, 11), (1, 12), (1, 13), (2, 14), (2, 15)]
     with pytest.raises(ValueError, match="weights must be 'best' or 'last'"):
         FinalEvaluation(prompt_source="shapes:test:0-2", weights="worst")
+    with pytest.raises(ValueError, match="shapes:<split>"):
+        FinalEvaluation(prompt_source="shapes:tset:0-2")

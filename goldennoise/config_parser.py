@@ -16,19 +16,34 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from jsonargparse import ArgumentError, ArgumentParser
+from jsonargparse import ArgumentError, ArgumentParser, Namespace
 from jsonargparse._loaders_dumpers import get_loader_exceptions
-from jsonargparse._typehints import ActionTypeHint
+from jsonargparse._typehints import ActionTypeHint, NestedArg
 from jsonargparse._util import parse_value_or_config
 
 
 class ListReplacingTypeHint(ActionTypeHint):
-    """A typed option whose whole-list values replace the previous value instead of merging into it."""
+    """A typed option whose whole-list values replace the previous value instead of merging into it.
+
+    A mapping holding only ``init_args`` (a later config file's ``callbacks: {init_args: {backbone: x}}``) changes
+    the previous list's last element, as the flag ``--trainer.callbacks.init_args.backbone x`` does.
+    """
 
     def _check_type(self, value: Any, append: bool = False, cfg: Any = None, mode: str | None = None) -> Any:
         if not append and _is_whole_list(value, self._enable_path):
             cfg = None  # no previous value: the list is parsed as if it were the first one given
+        elif not append and _is_last_element_update(value) and cfg and isinstance(cfg.get(self.dest), list):
+            for key, leaf in value["init_args"].items():  # one flag's worth at a time, onto the updated list
+                updated = super()._check_type(NestedArg(key=key, val=leaf), cfg=cfg, mode=mode)
+                cfg = cfg.clone()
+                cfg[self.dest] = updated
+            return updated
         return super()._check_type(value, append=append, cfg=cfg, mode=mode)
+
+
+def _is_last_element_update(value: object) -> bool:
+    """Whether ``value`` is ``{init_args: {...}}``: new arguments for the last element of a list of classes."""
+    return isinstance(value, dict | Namespace) and set(dict(value)) == {"init_args"} and bool(value["init_args"])
 
 
 def _is_whole_list(value: object, enable_path: bool) -> bool:

@@ -18,7 +18,7 @@ grep -q '"kept"' "$TEACHER/teacher.json" || { echo "teacher collection unfinishe
 start=$(date +%s)
 nice $PY -m goldennoise fit --config "$CODE/configs/noiserefine/shapes.yaml" --data.path "$TEACHER" > fit.log 2>&1
 echo "fit seconds: $(( $(date +%s) - start ))" | tee "$OUT/fit_time.txt"
-BEST=$(ls runs/noiserefine_shapes/checkpoints/epoch=*.ckpt | head -1)
+BEST=$(ls -t runs/noiserefine_shapes/*/*/checkpoints/epoch=*.ckpt | head -1)  # the newest run's best
 echo "best checkpoint: $BEST" | tee -a "$OUT/fit_time.txt"
 $PY "$CODE/experiments/noiserefine_shapes/export.py" "$BEST" "$CODE/goldennoise/noise/weights/noiserefine_shapes.safetensors"
 grep -E "val/mse|val/identity_mse|val/delta|train/latent_mse|val/gen" fit.log | tail -40 > "$OUT/fit_metrics.txt" || true

@@ -12,7 +12,7 @@ cd "$RUN"
 flock /work/wt/heavy.lock env PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MLFLOW_ENABLE_ASYNC_LOGGING=false \
   nice /work/main/.venv/bin/python -m goldennoise fit --config "$CODE/configs/noiserefine/shapes.yaml" \
   --data.path "$TEACHER" > fit.log 2>&1
-BEST=$(ls runs/noiserefine_shapes/checkpoints/epoch=*.ckpt | head -1)
+BEST=$(ls -t runs/noiserefine_shapes/*/*/checkpoints/epoch=*.ckpt | head -1)  # the newest run's best
 PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 /work/main/.venv/bin/python \
   "$CODE/experiments/noiserefine_shapes/export.py" "$BEST" refiner.safetensors >> fit.log 2>&1
 echo "exported $BEST" >> fit.log

@@ -7,7 +7,7 @@ config), or built in Python for the Lightning callback, the experiments and the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from torchmetrics import Metric
 
@@ -18,6 +18,15 @@ from goldennoise.noise.base import SamplerSettings
 from goldennoise.sampling import parse_seeds
 
 METHOD_NAME = re.compile(r"^[A-Za-z0-9_.\- ]+$")
+
+
+def paired_items(prompts: list[str], seeds: list[int], distinct_seeds: bool) -> list[Item]:
+    """``(prompt_id, prompt, seed)`` of prompts × seeds, prompt-major.
+
+    With ``distinct_seeds`` the k-th seed of prompt p is ``seeds[k] + p · len(seeds)`` (no two pairs share a noise).
+    """
+    stride = len(seeds) if distinct_seeds else 0
+    return [(p, prompt, s + p * stride) for p, prompt in enumerate(prompts) for s in seeds]
 
 
 @dataclass
@@ -119,6 +128,17 @@ class EvaluateConfig:
         """The sampler settings shared by every method (each sets its own guidance)."""
         return SamplerSettings(steps=self.steps, scheduler=self.scheduler, image_size=self.image_size)
 
+    def method_sampler(self, spec: MethodSpec) -> SamplerSettings:
+        """The sampler settings of one method's images: the shared ones with that method's guidance."""
+        return replace(self.sampler, guidance_scale=spec.guidance_scale)
+
+    def fit_budgets(self) -> None:
+        """Size every search method to ``budget`` at the cost of its own sampling (a guided one costs twice)."""
+        if self.budget is None:
+            return
+        for spec in self.methods:
+            spec.method.fit_budget(self.budget, self.method_sampler(spec))
+
     @property
     def folder(self) -> str:
         """The output folder."""
@@ -144,5 +164,4 @@ class EvaluateConfig:
         prompts = self.prompt_list().prompts
         if not prompts:
             raise ValueError("The prompt set holds no prompts.")
-        stride = len(seeds) if self.distinct_seeds else 0
-        return [(p, prompt, s + p * stride) for p, prompt in enumerate(prompts) for s in seeds]
+        return paired_items(prompts, seeds, self.distinct_seeds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +19,6 @@ from goldennoise.evaluation.harness import Item, evaluate_batch
 from goldennoise.evaluation.report import flat_rows, format_table, summarize
 from goldennoise.metrics.registry import primary_key
 from goldennoise.noise.base import describe_module
-
-
-def fit_budgets(config: EvaluateConfig) -> None:
-    """Size every search method to the evaluation's budget at the guidance its images are sampled with.
-
-    A guided sampling costs twice the evaluations of an unguided one, so a method's candidates are counted with its
-    own ``guidance_scale``, not the sampler's default; methods without a search keep their settings.
-    """
-    if config.budget is None:
-        return
-    for spec in config.methods:
-        spec.method.fit_budget(config.budget, replace(config.sampler, guidance_scale=spec.guidance_scale))
 
 
 def read_outputs(output_dir: Path) -> tuple[list[dict], dict[str, torch.Tensor]]:
@@ -104,7 +92,7 @@ class EvaluationJob:
         self.backbone = load_backbone(c.backbone, dtype=c.backbone_dtype, device=device)
         for spec in c.methods:
             spec.method.to(device)
-        fit_budgets(c)
+        c.fit_budgets()
         for metric in c.metrics:
             metric.to(device)
 

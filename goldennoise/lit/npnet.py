@@ -15,6 +15,9 @@ image grid in MLflow), evaluates it on ``test`` and generates with it on ``predi
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +28,49 @@ from goldennoise.noise.npnet import NPNet, NPNetConfig
 from goldennoise.noise.npnet_checkpoint import init_swin_from_imagenet, load_npnet_state
 from goldennoise.noise.plugin import NPNetNetworkNoise
 
+DENOISER_FOLDERS = ("unet", "transformer")
+"""Where a diffusers backbone keeps its denoiser's config: a UNet, else a DiT."""
+
+
+def backbone_dims(backbone: str) -> dict[str, int]:
+    """NPNet's input dimensions for ``backbone``: latent channels and side at its native size, tokens and their width.
+
+    ``text_dim`` is the denoiser's cross-attention width (SDXL: the two CLIP encoders' 768 + 1280 = 2048), ``text_len``
+    its config's ``text_len`` (Hunyuan-DiT) or the first tokenizer's length (77 for CLIP). A hub id or folder is read
+    from its config files only (no weights); a built-in name (``shapes``, ``tiny-sdxl``) is built.
+
+    Raises:
+        ValueError: the backbone's config files cannot be read (offline without them in the cache, a bad name).
+    """
+    from goldennoise.backbones.loading import BUILTIN, load_backbone
+
+    if backbone in BUILTIN:
+        model = load_backbone(backbone)
+        config, text_len = dict(model.network.config), model.tokenizers[0].model_max_length
+    else:
+        config = _backbone_json(backbone, DENOISER_FOLDERS, "config.json")
+        text_len = config.get("text_len") or _backbone_json(backbone, ("tokenizer",),
+                                                             "tokenizer_config.json")["model_max_length"]
+    return {"latent_channels": int(config["in_channels"]), "latent_size": int(config["sample_size"]),
+            "text_dim": int(config["cross_attention_dim"]), "text_len": int(text_len)}
+
+
+def _backbone_json(backbone: str, folders: tuple[str, ...], filename: str) -> dict[str, Any]:
+    """The first of ``<folder>/<filename>`` that a backbone folder or hub id holds."""
+    from huggingface_hub import hf_hub_download
+
+    errors = []
+    for folder in folders:
+        local = Path(backbone) / folder / filename
+        try:
+            path = local if local.is_file() else Path(hf_hub_download(backbone, filename, subfolder=folder))
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as err:  # offline and not cached, no such file or id, not JSON: the next
+            errors.append(f"{folder}/{filename}: {type(err).__name__}")
+    raise ValueError(f"Cannot read NPNet's dimensions from backbone {backbone!r} ({'; '.join(errors)}); make its "
+                     "config files reachable, or set model.init_args.backbone to null and give the dimensions in "
+                     "model.init_args.net.")
+
 
 class NPNetModule(NoiseMethodModule):
     """NPNet with its training loop and validation; its noise method is the live network (:meth:`noise_method`).
@@ -34,6 +80,9 @@ class NPNetModule(NoiseMethodModule):
 
     Args:
         net: network dimensions (see :data:`goldennoise.noise.PRESETS`); default the official SDXL network.
+        backbone: take ``net``'s latent and text dimensions from this backbone (:func:`backbone_dims`: a built-in
+            name, hub id or folder; config files only); ``None`` keeps ``net``'s own. The checkpoint stores the
+            resolved dimensions, so it loads without the backbone.
         swin_init: Swin initialisation when training from scratch: ``"imagenet"`` (the official ImageNet-1k Swin-T;
             needs the hub or its cache), ``"random"``, or a path to a local timm Swin-T checkpoint. Ignored when
             ``init_checkpoint`` is set or a fit resumes.
@@ -49,6 +98,7 @@ class NPNetModule(NoiseMethodModule):
     def __init__(
         self,
         net: NPNetConfig | None = None,
+        backbone: str | None = None,
         swin_init: str = "imagenet",
         init_checkpoint: str | None = None,
         lr: float = 1e-4,
@@ -58,7 +108,9 @@ class NPNetModule(NoiseMethodModule):
     ) -> None:
         super().__init__()
         config = NPNetConfig(**net) if isinstance(net, dict) else (net or NPNetConfig())
-        self.save_hyperparameters(ignore=["net"])
+        if backbone is not None:
+            config = replace(config, **backbone_dims(backbone))
+        self.save_hyperparameters(ignore=["net", "backbone"])
         self.hparams["net"] = config.to_dict()  # plain data: checkpoints load with weights_only
         self.net = NPNet(config)
 

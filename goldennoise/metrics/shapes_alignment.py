@@ -82,9 +82,16 @@ class ShapesAlignment(Metric):
         self.total += scores["total"].sum(dim=0)
 
     def sample_scores(self, images: torch.Tensor, prompts: Sequence[str | PromptSpec]) -> dict[str, torch.Tensor]:
-        """Per-image ``alignment``, ``all_correct`` and ``count_correct`` (B,) of one batch; the state is untouched."""
+        """Per-image scores (B,) of one batch; the state is untouched.
+
+        ``alignment``, ``all_correct``, ``count_correct`` and, per kind of :data:`FACT_KINDS`, ``<kind>_correct``: how
+        many of the prompt's facts of that kind the image satisfies (a count, so that paired differences between two
+        images of one prompt break an alignment difference down by kind).
+        """
         scores = alignment_scores(images, prompts, self.settings)
-        return {key: scores[key].float().cpu() for key in ("alignment", "all_correct", "count_correct")}
+        per_image = {key: scores[key].float().cpu() for key in ("alignment", "all_correct", "count_correct")}
+        correct = scores["correct"].float().cpu()  # (B, 4)
+        return {**per_image, **{f"{kind}_correct": correct[:, i] for i, kind in enumerate(FACT_KINDS)}}
 
     def per_sample(self) -> torch.Tensor:
         """Per-image alignment seen so far, in order (B_total,) — after ``compute()`` on DDP, those of this rank."""

@@ -34,6 +34,7 @@ from torchmetrics import Metric
 from goldennoise.backbones.generate import OWN_LOOP
 from goldennoise.metrics.registry import metric_name
 from goldennoise.noise.base import NoiseContext, NoiseMethod
+from goldennoise.noise.stability import noise_statistics
 from goldennoise.sampling import sample
 
 Optimizer = Literal["sgd", "adam"]
@@ -118,6 +119,7 @@ class RewardOptimization(NoiseMethod):
         self.guidance_scale, self.checkpoint = guidance_scale, checkpoint
         self.reward_trace: torch.Tensor | None = None
         """Weighted reward (iterations, B) of every scored image of the last call."""
+        self._stats: dict[str, torch.Tensor] = {}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "weights": list(self.weights)}
@@ -134,7 +136,15 @@ class RewardOptimization(NoiseMethod):
 
     def forward(self, noise: torch.Tensor, ctx: NoiseContext) -> torch.Tensor:
         with torch.inference_mode(False), torch.enable_grad():
-            return self._optimise(noise.clone(), ctx).to(noise.dtype)
+            out = self._optimise(noise.clone(), ctx)
+        trace = self.reward_trace  # (iterations, B)
+        self._stats = {"reward/initial": trace[0], "reward/best": trace.max(0).values, **noise_statistics(out),
+                       "noise/norm_input": noise.detach().flatten(1).float().norm(dim=1).cpu()}
+        return out.to(noise.dtype)
+
+    def sample_stats(self) -> dict[str, torch.Tensor]:
+        """Per sample: the reward of the input noise and of the returned one, and the returned noise's statistics."""
+        return self._stats
 
     def _optimise(self, noise: torch.Tensor, ctx: NoiseContext) -> torch.Tensor:
         backbone = ctx.backbone

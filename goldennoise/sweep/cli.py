@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from urllib.parse import urlparse
 
-from goldennoise.config_parser import ConfigParser, parse_settings, settings_parser
+from goldennoise.config_parser import ConfigParser, settings_parser
 from goldennoise.sweep.config import SweepConfig
 
 UI_SERVER = "http://127.0.0.1:5055"
@@ -20,6 +20,20 @@ def build_parser() -> ConfigParser:
     """The ``sweep`` argument parser (omegaconf mode, like the other commands)."""
     return settings_parser(SweepConfig, "python -m goldennoise sweep",
                            "Run a fit, collect or evaluate config at every point of a grid or list of overrides.")
+
+
+def parse_sweep(argv: list[str]) -> tuple[SweepConfig, dict]:
+    """The sweep and its resolved configuration, overrides kept as plain data.
+
+    Nothing is instantiated: an override holding a ``class_path`` (a method, a metric) is passed to the points'
+    commands as the YAML it resolves to, not built (and loaded) by the sweep itself.
+    """
+    import yaml
+
+    parser = build_parser()
+    resolved = yaml.safe_load(parser.dump(parser.parse_args(argv)))
+    resolved.pop("config", None)
+    return SweepConfig(**resolved), resolved
 
 
 def sweep_command(argv: list[str]) -> dict:
@@ -35,7 +49,7 @@ def sweep_command(argv: list[str]) -> dict:
     from goldennoise.sweep.run import describe, run_sweep, summary_table
     from goldennoise.sweep.tracking import SweepTracker
 
-    config, resolved = parse_settings(build_parser(), SweepConfig, argv)
+    config, resolved = parse_sweep(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the progress bar and the table say what happened
     tracker = None
     if config.mlflow_tracking_uri:

@@ -192,18 +192,44 @@ def _run_points(config: SweepConfig, tracker: SweepTracker | None) -> list[Point
 
 
 def summary_table(results: list[PointOutcome], metrics: list[str] | None = None) -> str:
-    """A plain-text table: point, status, seconds, the chosen metrics (default the first 4 reported), error."""
+    """A plain-text table: point, status, seconds, the chosen metrics (default the first 4 reported), error.
+
+    A mean or a paired Δ whose 95 % CI was reported too (``<score>/mean`` with ``<score>/ci95_low|high``,
+    ``<score>/delta`` with ``<score>/delta_ci95_low|high``: what an evaluation reports) reads ``value [low, high]``.
+    """
     reported = next((o.metrics for o in results if o.metrics), {}) or {}
-    columns = metrics if metrics is not None else sorted(reported, key=_column_rank)[:4]
+    bounds = {bound for name in reported for bound in _ci_keys(name)}
+    columns = metrics if metrics is not None else sorted(set(reported) - bounds, key=_column_rank)[:4]
     header = ["point", "status", "seconds", *columns, "error"]
     rows = [header]
     for o in results:
-        values = [f"{o.metrics[c]:.4g}" if o.metrics and c in o.metrics else "—" for c in columns]
+        values = [_cell(o.metrics or {}, c) for c in columns]
         seconds = "—" if o.seconds is None else f"{o.seconds:.1f}"
         rows.append([o.name, o.status, seconds, *values, o.error or ""])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join([text[0], "  ".join("-" * w for w in widths), *text[1:]])
+
+
+def _ci_keys(name: str) -> tuple[str, ...]:
+    """The keys of the 95 % CI bounds of metric ``name`` (a mean or a paired Δ), none for other metrics."""
+    if name.endswith("/mean"):
+        stem = name.removesuffix("/mean")
+        return f"{stem}/ci95_low", f"{stem}/ci95_high"
+    if name.endswith("/delta"):
+        return f"{name}_ci95_low", f"{name}_ci95_high"
+    return ()
+
+
+def _cell(metrics: dict[str, float], column: str) -> str:
+    """A metric's table cell: ``—`` when missing, with its CI when both bounds were reported."""
+    if column not in metrics:
+        return "—"
+    bounds = _ci_keys(column)
+    if bounds and all(b in metrics for b in bounds):
+        low, high = (metrics[b] for b in bounds)
+        return f"{metrics[column]:.4g} [{low:.4g}, {high:.4g}]"
+    return f"{metrics[column]:.4g}"
 
 
 def _column_rank(name: str) -> tuple[int, str]:

@@ -50,7 +50,8 @@ def test_npnet_costs_no_denoiser_evaluation_and_changes_the_noise(shapes):
     assert cost["npnet"]["method/evaluations"] == 0 and cost["npnet"]["sampling/evaluations"] == STEPS
     assert not torch.equal(images["gaussian"], images["npnet"])
     keys = set(records[0]["scores"])
-    assert keys == {"shapes_alignment/alignment", "shapes_alignment/all_correct", "shapes_alignment/count_correct"}
+    assert keys == {f"shapes_alignment/{key}" for key in ("alignment", "all_correct", "count_correct", "color_correct",
+                                                           "shape_correct", "position_correct", "relation_correct")}
 
 
 def test_best_of_n_keeps_the_best_candidate_and_never_loses_to_its_first(shapes):

@@ -38,6 +38,10 @@ def test_it_raises_its_reward_under_inference_mode_and_returns_the_best_noise(sh
     images = ctx.offered_images(out)  # the best noise's images, handed over to the evaluation
     torch.testing.assert_close(method.reward(images, ctx.prompts).cpu(), trace.max()[None], atol=1e-5, rtol=0)
     assert not out.requires_grad and out.shape == noise.shape
+    stats = method.sample_stats()
+    assert stats["reward/initial"].item() == trace[0].item() and stats["reward/best"].item() == trace.max().item()
+    assert stats["noise/norm_input"].item() == pytest.approx(noise.flatten().norm().item(), rel=1e-6)
+    assert stats["noise/norm"].item() == pytest.approx(out.flatten().norm().item(), rel=1e-6)
 
 
 def test_a_reward_without_a_differentiable_path_is_refused_before_any_sampling():

@@ -140,6 +140,20 @@ def test_a_later_metrics_list_replaces_the_earlier_one(capsys):
     assert reset["init_args"]["metrics"][0]["init_args"]["settings"] is None
 
 
+def test_an_overlay_with_init_args_only_changes_the_last_callback(tmp_path, capsys):
+    """npnet/shapes.yaml's harness is its last callback: init_args alone in a later file change it, as the flag does."""
+    overlay = tmp_path / "harness.yaml"
+    overlay.write_text("trainer:\n  callbacks:\n    init_args:\n"
+                       "      guidance_scale: 3.0\n      prompts: [a red circle]\n")
+    original = printed_config(capsys, "--config", NPNET_SHAPES)["trainer"]["callbacks"]
+    changed = printed_config(capsys, "--config", NPNET_SHAPES, "--config", str(overlay))["trainer"]["callbacks"]
+    flagged = printed_config(capsys, "--config", NPNET_SHAPES, "--trainer.callbacks.init_args.guidance_scale=3.0",
+                             "--trainer.callbacks.init_args.prompts=[a red circle]")["trainer"]["callbacks"]
+    assert changed == flagged and changed[:-1] == original[:-1] and len(changed) == len(original)
+    assert changed[-1]["init_args"] == {**original[-1]["init_args"], "guidance_scale": 3.0,
+                                        "prompts": ["a red circle"]}
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--model.init_args.lr=abc"], 'error: Parser key "model": '),
     (["--model.init_args.backbone_dtype=float17"], "error: Unknown dtype 'float17'"),

@@ -10,7 +10,7 @@ from goldennoise.evaluation.harness import MethodSpec
 from goldennoise.evaluation.report import flat_rows, format_table, summarize
 from goldennoise.evaluation.tracking import flatten, summary_metrics
 from goldennoise.metrics import ShapesAlignment
-from goldennoise.noise import Gaussian
+from goldennoise.noise import BestOfN, Gaussian, StabilitySelection
 
 GAUSSIAN = '{"name": "gaussian", "method": {"class_path": "goldennoise.noise.Gaussian"}}'
 SHAPES = '[{"class_path": "goldennoise.metrics.ShapesAlignment"}]'
@@ -92,3 +92,15 @@ def test_summary_pairs_by_prompt_and_seed_and_reports_costs():
 
 def test_params_are_flattened_with_paths():
     assert flatten({"a": {"b": [1, {"c": "x"}]}, "d": None}) == {"a/b/0": "1", "a/b/1/c": "x", "d": "None"}
+
+
+def test_the_budget_sizes_each_search_method_at_its_own_guidance():
+    plain, guided = BestOfN(ShapesAlignment()), BestOfN(ShapesAlignment())
+    selection = StabilitySelection()
+    config = _config(steps=10, budget=180, methods=[
+        MethodSpec("gaussian", Gaussian()), MethodSpec("plain", plain),
+        MethodSpec("guided", guided, guidance_scale=3.0), MethodSpec("select", selection, guidance_scale=3.0)])
+    config.fit_budgets()
+    assert plain.n == 180 // 10  # one unguided sampling: 10 evaluations
+    assert guided.n == 180 // 20  # one guided sampling: 20 evaluations
+    assert selection.k == (180 - 20) // 40  # guided round trip both ways: 2 x 20

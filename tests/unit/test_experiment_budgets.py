@@ -2,7 +2,7 @@
 
 The configs are read as the command line composes them (later files replace top-level keys), with every scorer (judge
 or verifier) replaced by one that loads no weights and the methods that load a network file (NPNet, NoiseRefine)
-left out; the budget is then applied as the evaluation applies it (:func:`~goldennoise.evaluation.job.fit_budgets`),
+left out; the budget is then applied as the evaluation applies it (:meth:`~goldennoise.evaluation.config.EvaluateConfig.fit_budgets`),
 without loading a backbone.
 """
 
@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from goldennoise.evaluation.cli import parse_config
-from goldennoise.evaluation.job import fit_budgets
 
 ROOT = Path(__file__).resolve().parents[2]
 CHEAP_METRIC = {"class_path": "goldennoise.metrics.ShapesAlignment"}  # no weights; which scorer plays no part here
@@ -45,6 +44,6 @@ def test_search_methods_get_the_stated_candidates(files, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(_cheap_metrics(config)))
     evaluation, _ = parse_config(["--config", str(path)])
-    fit_budgets(evaluation)
+    evaluation.fit_budgets()
     counts = {spec.name: getattr(spec.method, "k", getattr(spec.method, "n", None)) for spec in evaluation.methods}
     assert {name: counts[name] for name in CASES[files]} == CASES[files]

@@ -176,3 +176,11 @@ def test_bad_input_is_named(images, prompts, error, message):
 def test_compute_before_update_is_an_error():
     with pytest.raises(RuntimeError, match="before any update"):
         ShapesAlignment().compute()
+
+
+def test_per_sample_scores_count_the_facts_satisfied_per_kind():
+    image = render_scene(RED_LEFT_OF_BLUE)[None]
+    scores = ShapesAlignment().sample_scores(image, ["a red triangle left of a green cross"])  # the cross is blue
+    counts = {kind: scores[f"{kind}_correct"].item() for kind in ("color", "shape", "position", "relation")}
+    assert counts == {"color": 1.0, "shape": 2.0, "position": 0.0, "relation": 1.0}
+    assert scores["alignment"].item() == pytest.approx(sum(counts.values()) / 5)

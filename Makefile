@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/reference.txt
 
 install: $(STAMP)
 
-## The main job (for now: the smoke configuration on the tiny SD backbone).
+## The main job, offline on the embedded shapes backbone (minutes on a CPU): collect a small NPD (or reuse it), train
+## NPNet, compare it with Gaussian, CFG, the shipped NPNet and NoiseRefine and search methods; then `make ui`.
 quickstart: $(STAMP)
-	$(BIN)/python -m goldennoise fit --config configs/smoke.yaml
+	HF_HUB_OFFLINE=1 $(BIN)/python -m goldennoise fit --config configs/quickstart.yaml
 
 ## The fast test suite (offline, CPU, a few minutes).
 test: $(STAMP)

@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 
 from goldennoise.config_parser import ConfigParser
 from goldennoise.errors import MissingWeightsError
-from goldennoise.mlflow_ui import mark_experiment
+from goldennoise.mlflow_ui import mark_experiment, runs_url
 from goldennoise.sweep.result import write_result
 from goldennoise.tensor_files import naming_checkpoint
 
@@ -42,6 +42,9 @@ TRAINER_DEFAULTS = {
     },
 }
 """Trainer settings a config may override: MLflow on ``sqlite:///mlruns.db`` in the working directory."""
+
+UI_PORT = 5055
+"""The port ``make ui`` serves the MLflow UI on."""
 
 DESCRIPTION = (
     "goldennoise: train golden-noise methods and collect their datasets for diffusers text-to-image models. Trainer "
@@ -230,7 +233,16 @@ def run_summary(trainer: Trainer) -> str:
     checkpoint = trainer.checkpoint_callback
     if checkpoint is not None and checkpoint.best_model_path:
         lines.append(f"  checkpoint: {checkpoint.best_model_path}")
+    lines += [ui_line(logger) for logger in trainer.loggers if isinstance(logger, MLFlowLogger)]
     return "\n".join(lines)
+
+
+def ui_line(logger: MLFlowLogger) -> str:
+    """The command that opens the MLflow UI on the logger's store, and the page of the run's experiment."""
+    uri = logger.experiment.tracking_uri
+    command = "make ui" if uri == TRAINER_DEFAULTS["logger"]["init_args"]["tracking_uri"] else (
+        f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port {UI_PORT}")
+    return f"  MLflow UI: {command}   then open {runs_url(f'http://127.0.0.1:{UI_PORT}', logger.experiment_id)}"
 
 
 def main(args: list[str] | None = None) -> object:

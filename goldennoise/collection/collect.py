@@ -27,7 +27,9 @@ from goldennoise.collection.config import CollectConfig, build_items, config_has
 from goldennoise.collection.scoring import ScoreFn, build_scorers
 from goldennoise.data.npd_embeddings import build_embedding_cache, cache_dir, usable_cache
 from goldennoise.data.npd_store import NPD_FORMAT, iter_shards, write_index
+from goldennoise.data.shards import complete_shard, shard_path
 from goldennoise.engine import EngineSettings, Item, RunStats, run_job
+from goldennoise.engine.run import shard_count
 from goldennoise.sampling import Schedule, noise_for_seeds, redenoise, sample
 
 
@@ -188,3 +190,16 @@ def collect(config: CollectConfig) -> dict | None:
                               shard_size=config.shard_size, accelerator=config.accelerator, devices=config.devices,
                               strategy=config.strategy, progress=config.progress, unit="pair", description="collect")
     return run_job(CollectionJob(config), build_items(config), settings)
+
+
+def is_collected(config: CollectConfig) -> bool:
+    """Whether ``config.output_dir`` holds this whole collection.
+
+    That is: every shard intact and of these settings and prompts × seeds (content hashes checked), and the summary
+    that the last step of a run writes.
+    """
+    items = build_items(config)
+    digest, folder = config_hash(config, items), Path(config.output_dir)
+    shards = range(shard_count(len(items), config.shard_size))
+    return (folder / "summary.json").is_file() and all(
+        complete_shard(NPD_FORMAT, shard_path(folder, k), digest) for k in shards)

@@ -16,7 +16,9 @@ Contract (with the NPNet LightningModule). Every batch is a dict:
 
 Loading never holds the set in RAM: shard headers give the index, tensors are memory-mapped one row at a time
 (safetensors), and embeddings come from the per-dataset cache (:mod:`goldennoise.data.npd_embeddings`), built once
-in ``prepare_data`` from the ``backbone`` when absent or damaged. Nothing is trusted blindly: the shards are scanned
+in ``prepare_data`` from the ``backbone`` when absent or damaged. With ``collect`` (a collection's settings), the
+dataset is collected first when ``path`` does not hold it whole (a partial one is resumed, a complete one reused),
+so one ``fit`` command runs the whole chain. Nothing is trusted blindly: the shards are scanned
 once per DataModule, each checked against its content hash and against ``collection.json`` (a missing shard is
 named), and the cache is verified the same way when it opens (:mod:`goldennoise.data.npd_store`).
 """
@@ -24,12 +26,14 @@ named), and the cache is verified the same way when it opens (:mod:`goldennoise.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from torch.utils.data import Dataset
 
+import goldennoise.collection.config as collection  # a module, not its class: the two packages import each other
 from goldennoise.data.base import SplitDataModule
 from goldennoise.data.npd_embeddings import (
     EmbeddingCache,
@@ -98,6 +102,15 @@ class NoisePairDataset(Dataset):
         }
 
 
+def collection_into(config: collection.CollectConfig, path: Path) -> collection.CollectConfig:
+    """``config`` writing into ``path``; refuses an ``output_dir`` set to another folder than the default's."""
+    default = collection.CollectConfig.__dataclass_fields__["output_dir"].default
+    if Path(config.output_dir) not in (path, Path(default)):
+        raise ValueError(f"collect.output_dir ({config.output_dir}) is not the dataset's path ({path}); the NPD is "
+                         "collected into path: drop collect.output_dir.")
+    return replace(config, output_dir=str(path))
+
+
 class NoisePairDataModule(SplitDataModule):
     """NPD pairs from a dataset folder, margin-filtered and split deterministically (see the module docstring).
 
@@ -120,6 +133,12 @@ class NoisePairDataModule(SplitDataModule):
             shard missing from ``collection.json`` does: ``"error"`` (raise, naming the file) or ``"skip"`` (one
             warning listing them, and the other shards load). Shards are scanned once per DataModule.
         pin_memory: pin batches in page-locked memory.
+        collect: collect the dataset into ``path`` when it is not there whole (``goldennoise collect``'s settings;
+            ``output_dir`` is ``path``, and an ``output_dir`` set to another folder is refused); ``None``: the
+            dataset must exist.
+
+    Raises:
+        ValueError: a bad setting, or ``collect.output_dir`` names another folder than ``path``.
     """
 
     def __init__(
@@ -137,6 +156,7 @@ class NoisePairDataModule(SplitDataModule):
         embed_device: str | None = None,
         on_bad_shard: str = "error",
         pin_memory: bool = False,
+        collect: collection.CollectConfig | None = None,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
         if not 0 <= val_fraction < 1:
@@ -146,6 +166,7 @@ class NoisePairDataModule(SplitDataModule):
         self.backbone, self.backbone_dtype, self.embed_batch_size = backbone, backbone_dtype, embed_batch_size
         self.embed_device = embed_device
         self.on_bad_shard = on_bad_shard
+        self.collect = None if collect is None else collection_into(collect, self.path)
         self._scanned: list[Shard] | None = None
         self._embeddings: EmbeddingCache | None = None
 
@@ -197,7 +218,13 @@ class NoisePairDataModule(SplitDataModule):
     # --- Lightning hooks ----------------------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        """Build the prompt-embedding cache once (on one process) if it is missing, incomplete or damaged."""
+        """Collect the dataset if needed, then build the prompt-embedding cache if needed (once, on one process).
+
+        The dataset is collected when ``collect`` is set and ``path`` does not hold that collection whole; the cache
+        is built when it is missing, incomplete or damaged.
+        """
+        if self.collect is not None:
+            self._collect_if_missing()
         shards = self._shards()
         name = self._backbone_name(shards)
         prompts = [r["prompt"] for s in shards for r in s.records]
@@ -210,6 +237,16 @@ class NoisePairDataModule(SplitDataModule):
         device = self.embed_device or (torch.accelerator.current_accelerator(check_available=True) or "cpu")
         backbone = load_backbone(name, dtype=self.backbone_dtype, device=device)
         build_embedding_cache(self.path, name, backbone, prompts, batch_size=self.embed_batch_size)
+
+    def _collect_if_missing(self) -> None:
+        from goldennoise.collection import collect, is_collected
+
+        if is_collected(self.collect):
+            print(f"NPD: reusing the complete collection in {self.path}")
+            return
+        print(f"NPD: collecting into {self.path} (a rerun resumes it)")
+        collect(self.collect)
+        self._scanned = None  # index the new shards
 
     def setup(self, stage: str | None = None) -> None:
         """Index the shards, split all pairs with ``split_seed``, then apply the margin filter to each split."""

@@ -20,6 +20,15 @@ from goldennoise.sampling import parse_seeds
 METHOD_NAME = re.compile(r"^[A-Za-z0-9_.\- ]+$")
 
 
+def paired_items(prompts: list[str], seeds: list[int], distinct_seeds: bool) -> list[Item]:
+    """``(prompt_id, prompt, seed)`` of prompts × seeds, prompt-major.
+
+    With ``distinct_seeds`` the k-th seed of prompt p is ``seeds[k] + p · len(seeds)`` (no two pairs share a noise).
+    """
+    stride = len(seeds) if distinct_seeds else 0
+    return [(p, prompt, s + p * stride) for p, prompt in enumerate(prompts) for s in seeds]
+
+
 @dataclass
 class EvaluateConfig:
     """One evaluation: every method on the same prompts × seeds, scored by the same metrics.
@@ -155,5 +164,4 @@ class EvaluateConfig:
         prompts = self.prompt_list().prompts
         if not prompts:
             raise ValueError("The prompt set holds no prompts.")
-        stride = len(seeds) if self.distinct_seeds else 0
-        return [(p, prompt, s + p * stride) for p, prompt in enumerate(prompts) for s in seeds]
+        return paired_items(prompts, seeds, self.distinct_seeds)

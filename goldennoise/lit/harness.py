@@ -11,6 +11,9 @@ method (``pl_module.noise_method()``) beside Gaussian-noise baselines, with the 
   batches): logs per method and score ``test/<method>/<score>/mean`` with its 95 % CI, against the first baseline
   ``…/delta`` with its CI resampled by prompt and the win/tie/loss shares, and per-image costs ``test/<method>/cost/…``;
   prints the summary table and logs the grid, table and per-sample parquet under ``test/`` to MLflow;
+- **at the end of fit**, with ``final`` (:class:`FinalEvaluation`): the same as test on the final evaluation's
+  prompts × seeds, with a progress bar, on the weights of the best checkpoint (or the last ones); each method also
+  gets its own MLflow run, nested under the fit's run, for the UI's run comparison;
 - **predict**, on the predict batches: writes ``<predict_dir>/<index>.png`` (prompt and seed in its text chunks) and
   ``<index>.safetensors`` (``noise``: the seed's Gaussian noise, ``method_noise``: the method's, metadata prompt,
   seed, sampler) per pair.
@@ -36,7 +39,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -44,16 +47,17 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from torchmetrics import Metric
+from tqdm.auto import tqdm
 
 from goldennoise.backbones import Backbone, load_backbone
 from goldennoise.checks import check_finite, check_int, check_prompts
 from goldennoise.data.integrity import save_atomic
-from goldennoise.data.prompt_sources import load_prompts
-from goldennoise.evaluation.config import METHOD_NAME
+from goldennoise.data.prompt_sources import SHAPES_PREFIX, load_prompts, parse_shapes_source
+from goldennoise.evaluation.config import METHOD_NAME, paired_items
 from goldennoise.evaluation.grid import save_image_grid
 from goldennoise.evaluation.harness import Item, MethodSpec, evaluate_batch, generate_batch
 from goldennoise.evaluation.report import flat_rows, format_table, summarize
-from goldennoise.evaluation.tracking import summary_metrics
+from goldennoise.evaluation.tracking import log_evaluation, summary_metrics
 from goldennoise.lit.noise_method import NoiseMethodModule
 from goldennoise.metrics.registry import primary_key
 from goldennoise.noise.base import Gaussian, SamplerSettings
@@ -131,6 +135,40 @@ def merge_grid(parts: Sequence[Collected], grid_items: int) -> tuple[list[str], 
     return [grid[i][0] for i in order], {m: torch.stack([grid[i][1][m] for i in order]) for m in methods}
 
 
+@dataclass
+class FinalEvaluation:
+    """The evaluation a fit ends with (:class:`NoiseMethodHarness`'s ``final``): every method on fixed pairs.
+
+    Args:
+        prompt_source: its prompts: a prompt file, named set, ``shapes:<split>[:<count>]`` or
+            ``shapes:<split>:<first>-<last>``, or a hub id.
+        seeds: seeds paired with every prompt (``"0-3"``).
+        distinct_seeds: give every prompt its own seeds (the k-th seed of prompt p is ``seeds[k] + p · len(seeds)``,
+            as in ``goldennoise evaluate``), so no two pairs share a noise.
+        weights: the trained method's weights: ``best`` (the best checkpoint of the fit's ``ModelCheckpoint``, as
+            ``test --ckpt_path best``; the last weights when there is none) or ``last``.
+    """
+
+    prompt_source: str
+    seeds: str = "0"
+    distinct_seeds: bool = True
+    weights: Literal["best", "last"] = "best"
+
+    def __post_init__(self) -> None:
+        parse_seeds(self.seeds)
+        if self.prompt_source.startswith(SHAPES_PREFIX):
+            parse_shapes_source(self.prompt_source)  # a bad split or range fails here, before any collection
+        if self.weights not in ("best", "last"):
+            raise ValueError(f"FinalEvaluation weights must be 'best' or 'last', got {self.weights!r}.")
+
+    def items(self) -> list[Item]:
+        """``(prompt_id, prompt, seed)`` of every pair, prompt-major."""
+        prompts = load_prompts(self.prompt_source).prompts
+        if not prompts:
+            raise ValueError(f"The final evaluation's prompt source {self.prompt_source!r} holds no prompts.")
+        return paired_items(prompts, parse_seeds(self.seeds), self.distinct_seeds)
+
+
 class NoiseMethodHarness(BasePredictionWriter):
     """Evaluate a :class:`~goldennoise.lit.NoiseMethodModule`'s method against Gaussian noise through a backbone.
 
@@ -151,6 +189,11 @@ class NoiseMethodHarness(BasePredictionWriter):
             taken against. Default ``{"gaussian": 1.0}``.
         metrics: goldennoise metrics (``class_path: goldennoise.metrics.ShapesAlignment``, ...); their per-sample
             scores are read, their state is untouched.
+        methods: further methods of ``test`` and the final evaluation (shipped checkpoints, search methods), each
+            with its name and guidance scale, evaluated after the trained method; not in the validation check.
+        budget: denoiser evaluations per image granted to search methods among ``methods`` (best-of-N and
+            stability selection set their candidates from it, as ``goldennoise evaluate``'s ``budget``).
+        final: evaluate every method at the end of fit (:class:`FinalEvaluation`); ``None``: no final evaluation.
         every_n_epochs: run the validation check every k epochs (0: never during fit; ``validate`` always runs it).
         batch_size: items per harness batch of the validation check.
         grid_items: (prompt, seed) rows of the image grids (0: no grid).
@@ -180,6 +223,9 @@ class NoiseMethodHarness(BasePredictionWriter):
         grid_items: int = 8,
         bootstrap_resamples: int = 10_000,
         predict_dir: str | None = None,
+        methods: list[MethodSpec] | None = None,
+        budget: float | None = None,
+        final: FinalEvaluation | None = None,
     ) -> None:
         super().__init__(write_interval="batch")
         if prompts and prompt_source is not None:
@@ -198,6 +244,12 @@ class NoiseMethodHarness(BasePredictionWriter):
         self.bootstrap_resamples = check_int("bootstrap_resamples", bootstrap_resamples, minimum=1)
         self.backbone_name, self.backbone_dtype = backbone, backbone_dtype
         self.predict_dir = None if predict_dir is None else Path(predict_dir)
+        self.methods = self._checked_methods(list(methods or []))
+        self.budget = None if budget is None else check_finite("budget", budget)
+        if self.budget is not None and self.budget <= 0:
+            raise ValueError(f"budget must be positive, got {budget}.")
+        self.final = final
+        self.final_items: list[Item] = []
         self.backbone: Backbone | None = None
         self._test = Collected()
 
@@ -210,6 +262,15 @@ class NoiseMethodHarness(BasePredictionWriter):
             raise ValueError(f"Baseline names may hold letters, digits, '_', '-', '.' and spaces only: {bad}.")
         return {name: check_finite(f"baselines[{name!r}]", scale) for name, scale in baselines.items()}
 
+    def _checked_methods(self, methods: list[MethodSpec]) -> list[MethodSpec]:
+        names = [*self.baselines, *(m.name for m in methods)]
+        bad = [m.name for m in methods if not METHOD_NAME.match(m.name)]
+        if bad:
+            raise ValueError(f"Method names may hold letters, digits, '_', '-', '.' and spaces only: {bad}.")
+        if len(set(names)) != len(names):
+            raise ValueError(f"The baselines' and methods' names must be unique, got {names}.")
+        return methods
+
     # --- setup ----------------------------------------------------------------------------------------------------
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -217,9 +278,9 @@ class NoiseMethodHarness(BasePredictionWriter):
         if not isinstance(pl_module, NoiseMethodModule):
             raise TypeError(f"NoiseMethodHarness evaluates a goldennoise.lit.NoiseMethodModule, got "
                             f"{type(pl_module).__name__}.")
-        if pl_module.method_name in self.baselines:
-            raise ValueError(f"The trained method's name {pl_module.method_name!r} is also a baseline's; rename "
-                             "the baseline.")
+        if pl_module.method_name in [*self.baselines, *(m.name for m in self.methods)]:
+            raise ValueError(f"The trained method's name {pl_module.method_name!r} is also a baseline's or a "
+                             "method's; rename that one.")
         if self.prompt_source is not None and not self.prompts:
             self.prompts = load_prompts(self.prompt_source, limit=self.max_prompts).prompts
             if not self.prompts:
@@ -227,8 +288,14 @@ class NoiseMethodHarness(BasePredictionWriter):
         if stage == "predict" and self.predict_dir is None:
             raise ValueError("NoiseMethodHarness needs predict_dir (the folder images and noises are written to) "
                              "for predict.")
-        if self.backbone is None and (stage in ("test", "predict") or self._checks_validation()):
+        if stage == "fit" and self.final is not None:
+            self.final_items = self.final.items()  # read before training: a missing source fails now
+        if self.backbone is None and (stage in ("test", "predict") or self._checks_validation() or
+                                      self.final_items):
             self.backbone = load_backbone(self.backbone_name, self.backbone_dtype)
+        if self.budget is not None:
+            for spec in self.methods:
+                spec.method.fit_budget(self.budget, self.sampler)
 
     def _checks_validation(self) -> bool:
         return bool(self.prompts) and self.every_n_epochs > 0
@@ -237,10 +304,14 @@ class NoiseMethodHarness(BasePredictionWriter):
         """``(prompt_id, prompt, seed)`` of the validation check, prompt-major."""
         return [(p, prompt, seed) for p, prompt in enumerate(self.prompts) for seed in self.seeds]
 
-    def method_specs(self, pl_module: NoiseMethodModule) -> list[MethodSpec]:
-        """The Gaussian baselines at their guidance, then the module's live method at ``guidance_scale``."""
+    def method_specs(self, pl_module: NoiseMethodModule, every: bool = False) -> list[MethodSpec]:
+        """The Gaussian baselines at their guidance, then the module's live method at ``guidance_scale``.
+
+        With ``every`` (test and the final evaluation), the further ``methods`` follow.
+        """
         specs = [MethodSpec(name, Gaussian(), scale) for name, scale in self.baselines.items()]
-        return [*specs, MethodSpec(pl_module.method_name, pl_module.noise_method(), self.guidance_scale)]
+        specs.append(MethodSpec(pl_module.method_name, pl_module.noise_method(), self.guidance_scale))
+        return [*specs, *self.methods] if every else specs
 
     def _ready_backbone(self, device: torch.device) -> Backbone:
         """The backbone and the metrics on ``device``."""
@@ -250,24 +321,26 @@ class NoiseMethodHarness(BasePredictionWriter):
             self.backbone.to(device)
         for metric in self.metrics:
             metric.to(device)
+        for spec in self.methods:
+            spec.method.to(device)
         return self.backbone
 
     def _evaluate(self, trainer: L.Trainer, pl_module: NoiseMethodModule, items: list[Item],
-                  into: Collected) -> None:
-        """Every method on one batch of items; the records and grid images go ``into`` this rank's collection."""
+                  into: Collected, every: bool = False) -> None:
+        """The methods on one batch of items; the records and grid images go ``into`` this rank's collection."""
         with harness_mode(pl_module.device):
             backbone = self._ready_backbone(pl_module.device)
-            records, images = evaluate_batch(backbone, items, self.method_specs(pl_module), self.metrics,
+            records, images = evaluate_batch(backbone, items, self.method_specs(pl_module, every), self.metrics,
                                              self.sampler)
         into.add(items, records, images, trainer.global_rank, trainer.world_size, self.grid_items)
 
-    def _summaries(self, trainer: L.Trainer, pl_module: NoiseMethodModule,
-                   collected: Collected) -> tuple[list[dict], list[dict], list[str], dict[str, torch.Tensor]]:
+    def _summaries(self, trainer: L.Trainer, pl_module: NoiseMethodModule, collected: Collected,
+                   every: bool = False) -> tuple[list[dict], list[dict], list[str], dict[str, torch.Tensor]]:
         """Gather every rank's records; the per-method summaries, flat rows, grid labels and grid images."""
         parts = gather_objects(trainer, collected)
         labels, grid = merge_grid(parts, self.grid_items)
         rows = flat_rows(merge_records(parts))
-        names = [*self.baselines, pl_module.method_name]
+        names = [spec.name for spec in self.method_specs(pl_module, every)]
         return summarize(rows, names, names[0], self.bootstrap_resamples), rows, labels, grid
 
     # --- validation -----------------------------------------------------------------------------------------------
@@ -305,20 +378,72 @@ class NoiseMethodHarness(BasePredictionWriter):
         """Evaluate every method on the batch's (prompt, seed) pairs."""
         prompts, seeds = batch_items(batch)
         items = [(0, prompt, seed) for prompt, seed in zip(prompts, seeds, strict=True)]  # ids set when merged
-        self._evaluate(trainer, pl_module, items, self._test)
+        self._evaluate(trainer, pl_module, items, self._test, every=True)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Summarize, log the means, Δ, CIs and costs per method, print the table, log the artifacts."""
-        summaries, rows, labels, grid = self._summaries(trainer, pl_module, self._test)
+        summaries, rows, labels, grid = self._summaries(trainer, pl_module, self._test, every=True)
         for summary in summaries:
             for key, value in summary_metrics(summary).items():
                 pl_module.log(f"test/{summary['method']}/{key}", value, sync_dist=True)
-        baseline = next(iter(self.baselines))
-        table = format_table(summaries, baseline, primary_key(self.metrics[0]) if self.metrics else None)
+        table = self._table(summaries)
         if trainer.is_global_zero:
             print(f"Test of {pl_module.method_name} ({len(rows) // len(summaries)} prompt-seed pairs):\n{table}")
             self._log_files(trainer, "test", {"grid.png": (labels, grid), "table.txt": table + "\n",
                                               "samples.parquet": rows})
+
+    def _table(self, summaries: list[dict]) -> str:
+        baseline = next(iter(self.baselines))
+        return format_table(summaries, baseline, primary_key(self.metrics[0]) if self.metrics else None)
+
+    # --- the final evaluation of a fit ----------------------------------------------------------------------------
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """With ``final``: every method on its pairs, logged as in test (under ``test/``), and printed.
+
+        Each method also gets an MLflow run nested under the fit's. Runs before Lightning's teardown, on the
+        training device, with the logger still open.
+        """
+        if self.final is None or trainer.interrupted:
+            return
+        if self.final.weights == "best":
+            load_best_weights(trainer, pl_module)
+        mine = self.final_items[trainer.global_rank::trainer.world_size]
+        collected = Collected()
+        names = [spec.name for spec in self.method_specs(pl_module, every=True)]
+        with tqdm(total=len(mine), unit="pair", desc=f"final evaluation ({len(names)} methods)",
+                  disable=not trainer.is_global_zero or not trainer.progress_bar_callback,
+                  bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]") as bar:
+            for start in range(0, len(mine), self.batch_size):
+                batch = mine[start:start + self.batch_size]
+                self._evaluate(trainer, pl_module, batch, collected, every=True)
+                bar.update(len(batch))
+        summaries, rows, labels, grid = self._summaries(trainer, pl_module, collected, every=True)
+        if not trainer.is_global_zero:
+            return
+        metrics = {f"test/{s['method']}/{key}": value for s in summaries for key, value in summary_metrics(s).items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+        table = self._table(summaries)
+        print(f"Final evaluation ({len(rows) // len(summaries)} prompt-seed pairs from {self.final.prompt_source}, "
+              f"{self.sampler.steps} {self.sampler.scheduler} steps, budget {self.budget} evaluations/img for "
+              f"search):\n{table}")
+        self._log_files(trainer, "test", {"grid.png": (labels, grid), "table.txt": table + "\n",
+                                          "samples.parquet": rows})
+        self._log_method_runs(trainer, pl_module, summaries, rows)
+
+    def _log_method_runs(self, trainer: L.Trainer, pl_module: NoiseMethodModule, summaries: list[dict],
+                         rows: list[dict]) -> None:
+        """One MLflow run per method (named after it, nested under the fit's run) for the UI's run comparison."""
+        specs = self.method_specs(pl_module, every=True)
+        params = {spec.name: {"guidance_scale": spec.guidance_scale, **spec.method.describe()} for spec in specs}
+        for logger in trainer.loggers:
+            if isinstance(logger, MLFlowLogger):
+                experiment = logger.experiment.get_experiment(logger.experiment_id).name
+                tags = {"mlflow.parentRunId": logger.run_id, "backbone": self.backbone_name,
+                        "prompt_set": self.final.prompt_source}
+                log_evaluation(logger.experiment.tracking_uri, experiment, logger.run_id, summaries, rows, params,
+                               tags)
 
     # --- predict --------------------------------------------------------------------------------------------------
 
@@ -363,6 +488,15 @@ class NoiseMethodHarness(BasePredictionWriter):
             for logger in loggers:
                 for path in paths:
                     logger.experiment.log_artifact(logger.run_id, str(path), folder)
+
+
+def load_best_weights(trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    """Load the best checkpoint of the fit's ``ModelCheckpoint`` into ``pl_module`` (nothing when there is none)."""
+    callback = trainer.checkpoint_callback
+    path = callback.best_model_path if callback is not None else ""
+    if path:
+        checkpoint = torch.load(path, map_location=pl_module.device, weights_only=True)
+        pl_module.load_state_dict(checkpoint["state_dict"])
 
 
 def write_artifact(path: Path, value: Any) -> Path | None:

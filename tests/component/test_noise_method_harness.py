@@ -185,3 +185,24 @@ def test_the_shipped_shapes_config_tests_on_a_prompt_list(tmp_path, capsys):
     assert run.data.metrics["test/npnet/cost/sampling/evaluations"] == 10  # the config's 10 steps without guidance
     assert f"test/npnet/{KEY}/delta" in run.data.metrics
     assert "Test of npnet (1 prompt-seed pairs)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"methods": [MethodSpec("gaussian", Gaussian())]}, "names must be unique"),
+    ({"methods": [MethodSpec("a/b", Gaussian())]}, "Method names may hold"),
+    ({"budget": 0}, "budget must be positive"),
+])
+def test_further_methods_and_budget_are_checked_before_anything_loads(settings, message):
+    with pytest.raises(ValueError, match=message):
+        NoiseMethodHarness(backbone="shapes", **settings)
+
+
+def test_the_final_evaluation_pairs_every_prompt_with_its_own_seeds():
+    from goldennoise.lit.harness import FinalEvaluation
+
+    final = FinalEvaluation(prompt_source="shapes:test:0-2", seeds="10-11")
+    assert [(p, seed) for p, _, seed in final.items()] == [(0, 10), (0, 11), (1, 12), (1, 13), (2, 14), (2, 15)]
+    with pytest.raises(ValueError, match="weights must be 'best' or 'last'"):
+        FinalEvaluation(prompt_source="shapes:test:0-2", weights="worst")
+    with pytest.raises(ValueError, match="shapes:<split>"):
+        FinalEvaluation(prompt_source="shapes:tset:0-2")

@@ -2,8 +2,8 @@
 
 The configs are read as the command line composes them (later files replace top-level keys), with every scorer (judge
 or verifier) replaced by one that loads no weights and the methods that load a network file (NPNet, NoiseRefine)
-left out; the budget is then applied as the evaluation applies it (:meth:`~goldennoise.evaluation.config.EvaluateConfig.fit_budgets`),
-without loading a backbone.
+left out; the budget is then applied as the evaluation applies it
+(:meth:`~goldennoise.evaluation.config.EvaluateConfig.fit_budgets`), without loading a backbone.
 """
 
 from pathlib import Path

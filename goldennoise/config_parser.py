@@ -1,12 +1,13 @@
 """The jsonargparse parser behind every ``python -m goldennoise`` command (omegaconf mode).
 
-Two departures from plain jsonargparse, so that what ``--print_config`` shows is what runs:
+Departures from plain jsonargparse, so that what ``--print_config`` shows is what runs:
 
 - A list given whole (in a later ``--config`` file or as a flag) replaces the earlier list. jsonargparse parses a new
   list against the previous one element by element when both have the same length, so ``scorers: [{metric:
   hpsv2}]`` after ``[{metric: hpsv2, model: tiny}]`` would keep ``model: tiny``, and a second ``trainer.callbacks``
   list would inherit the first list's ``init_args``. Appending (``--key+=value``) and flags that change the last
-  element (``--trainer.callbacks.init_args.x``) keep jsonargparse's meaning.
+  element (``--trainer.callbacks.init_args.x``) keep jsonargparse's meaning, and a later file can change the last
+  element the same way (``callbacks: {init_args: {x: ...}}``), so an overlay holds only what differs.
 - Errors are raised, not printed (``exit_on_error=False``), so the command reports them in one line; an error in a
   config file names the file, and a YAML syntax error says where it is.
 """
@@ -32,8 +33,8 @@ class ListReplacingTypeHint(ActionTypeHint):
     def _check_type(self, value: Any, append: bool = False, cfg: Any = None, mode: str | None = None) -> Any:
         if not append and _is_whole_list(value, self._enable_path):
             cfg = None  # no previous value: the list is parsed as if it were the first one given
-        elif not append and _is_last_element_update(value) and cfg and isinstance(cfg.get(self.dest), list):
-            for key, leaf in value["init_args"].items():  # one flag's worth at a time, onto the updated list
+        elif not append and (update := _last_element_update(value)) and cfg and isinstance(cfg.get(self.dest), list):
+            for key, leaf in update.items():  # one flag's worth at a time, onto the updated list
                 updated = super()._check_type(NestedArg(key=key, val=leaf), cfg=cfg, mode=mode)
                 cfg = cfg.clone()
                 cfg[self.dest] = updated
@@ -41,9 +42,13 @@ class ListReplacingTypeHint(ActionTypeHint):
         return super()._check_type(value, append=append, cfg=cfg, mode=mode)
 
 
-def _is_last_element_update(value: object) -> bool:
-    """Whether ``value`` is ``{init_args: {...}}``: new arguments for the last element of a list of classes."""
-    return isinstance(value, dict | Namespace) and set(dict(value)) == {"init_args"} and bool(value["init_args"])
+def _last_element_update(value: object) -> dict[str, Any] | None:
+    """The arguments of ``value`` if it is ``{init_args: {...}}`` (new arguments for a list's last element)."""
+    if isinstance(value, Namespace):
+        value = value.as_dict()
+    if isinstance(value, dict) and set(value) == {"init_args"} and isinstance(value["init_args"], dict):
+        return value["init_args"] or None
+    return None
 
 
 def _is_whole_list(value: object, enable_path: bool) -> bool:

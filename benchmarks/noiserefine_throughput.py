@@ -1,6 +1,8 @@
 """NoiseRefine costs, as ratios measured in one run (arXiv 2412.03895, Table 2; issue 13's benchmark).
 
-1. Throughput of refine + unguided sampling ÷ CFG sampling at equal steps (paper: 1.72 on an RTX 3090 at 20 steps).
+1. Throughput of refine + unguided sampling ÷ CFG sampling at equal steps (paper: 1.72 on an RTX 3090 at 20 steps),
+   the refiner merged (inference default) and unmerged; at most 2N / (N + 2) = 1.82 for N = 20 when every call
+   costs the same per image (CFG: N calls at batch 2B; refined: 2 refiner calls + N calls at batch B).
 2. Peak memory of one MSD training step (surrogate: refiner forward + backward, N no-grad rollout steps) ÷ one UNet
    forward + backward of the refiner at the same batch. On a GPU the CUDA peak; on the CPU the resident-set growth
    of a fresh subprocess per measurement (coarser: allocator caching blurs it).
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -22,7 +25,7 @@ import torch
 from goldennoise.backbones import load_backbone
 from goldennoise.backbones.cost import process_peak_memory
 from goldennoise.lit.noiserefine import NoiseRefineModule
-from goldennoise.noise.noiserefine import RefinerConfig, inject_refiner, refine
+from goldennoise.noise.noiserefine import RefinerConfig, inject_refiner, merge_refiner, refine
 from goldennoise.sampling import sample_ddim
 
 
@@ -42,15 +45,19 @@ def seconds(fn, repeats: int, device: torch.device) -> float:
 
 
 def throughput_ratio(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
-    """Seconds per batch of CFG and of refine + unguided sampling, and their ratio.
+    """Seconds per batch of CFG and of refine + unguided sampling, and their ratios.
 
-    As :class:`~goldennoise.noise.NoiseRefineNoise` runs it: the refiner on a copy of the model carrying the adapter,
-    the sampling on the plain model (PEFT's disabled wrappers would slow every step of a small UNet).
+    As :class:`~goldennoise.noise.NoiseRefineNoise` runs it by default (``merge=True``): the refiner call on a copy
+    of the network with the LoRA merged into its weights, the residual's base call and every sampling step on the
+    plain base network. Also timed: the unmerged refiner (one network carrying the adapter, switched per call, as in
+    training), whose PEFT-wrapped layers cost more than plain ones.
     """
     backbone = load_backbone(args.backbone).to(device)
-    refiner = load_backbone(args.backbone).to(device)
+    wrapped = load_backbone(args.backbone).to(device)
     config = RefinerConfig(rank=args.rank)
-    inject_refiner(refiner, config)
+    inject_refiner(wrapped, config)
+    base = copy.deepcopy(wrapped)
+    merged = merge_refiner(base)
     prompts = ["a red circle left of a blue square"] * args.batch
     noise = torch.randn(args.batch, *backbone.latent_shape(), device=device)
     schedule = backbone.ddim_schedule(args.steps)
@@ -61,10 +68,21 @@ def throughput_ratio(args: argparse.Namespace, device: torch.device) -> dict[str
             return sample_ddim(backbone.denoiser(cond, uncond, args.guidance_scale), noise, schedule)
 
         def refined() -> torch.Tensor:
-            return sample_ddim(backbone.denoiser(cond), refine(refiner, noise, cond, config), schedule)
+            return sample_ddim(backbone.denoiser(cond), refine(base, noise, cond, config, merged), schedule)
 
-        cfg_s, refined_s = seconds(guided, args.repeats, device), seconds(refined, args.repeats, device)
-    return {"cfg_seconds": cfg_s, "refined_seconds": refined_s, "throughput_ratio": cfg_s / refined_s}
+        def refined_unmerged() -> torch.Tensor:
+            return sample_ddim(backbone.denoiser(cond), refine(wrapped, noise, cond, config), schedule)
+
+        def unguided() -> torch.Tensor:
+            return sample_ddim(backbone.denoiser(cond), noise, schedule)
+
+        times = {name: seconds(fn, args.repeats, device) for name, fn in
+                 (("cfg", guided), ("refined", refined), ("refined_unmerged", refined_unmerged),
+                  ("unguided", unguided))}
+    return {**{f"{name}_seconds": value for name, value in times.items()},
+            "throughput_ratio": times["cfg"] / times["refined"],
+            "throughput_ratio_unmerged": times["cfg"] / times["refined_unmerged"],
+            "ideal_ratio": 2 * args.steps / (args.steps + 2)}
 
 
 def module(args: argparse.Namespace, device: torch.device) -> NoiseRefineModule:

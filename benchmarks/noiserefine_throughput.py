@@ -28,19 +28,32 @@ from goldennoise.lit.noiserefine import NoiseRefineModule
 from goldennoise.noise.noiserefine import RefinerConfig, inject_refiner, merge_refiner, refine
 from goldennoise.sampling import sample_ddim
 
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+"""``wall``: elapsed time (the only one that sees a GPU's work); ``process``: this process's CPU time, which a CPU
+shared with other jobs barely inflates (single-threaded runs: ``OMP_NUM_THREADS=1``)."""
 
-def seconds(fn, repeats: int, device: torch.device) -> float:
-    """Best wall time of ``fn()`` over ``repeats`` runs, after one warm-up."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
+
+def seconds(fn, repeats: int, device: torch.device, clock: str = "wall") -> float:
+    """Best time of ``fn()`` over ``repeats`` runs, after one warm-up."""
+    return interleaved_seconds({"fn": fn}, repeats, device, clock)["fn"]
+
+
+def interleaved_seconds(fns: dict, repeats: int, device: torch.device, clock: str = "wall") -> dict[str, float]:
+    """Best time of each function on ``clock``, timed in turn in every round (after one warm-up round).
+
+    Interleaving exposes every function to the same phases of a shared machine's load, so their ratios stay fair.
+    """
+    now, best = CLOCKS[clock], dict.fromkeys(fns, float("inf"))
+    for round_ in range(repeats + 1):
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = now()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if round_:
+                best[name] = min(best[name], now() - start)
     return best
 
 
@@ -76,9 +89,8 @@ def throughput_ratio(args: argparse.Namespace, device: torch.device) -> dict[str
         def unguided() -> torch.Tensor:
             return sample_ddim(backbone.denoiser(cond), noise, schedule)
 
-        times = {name: seconds(fn, args.repeats, device) for name, fn in
-                 (("cfg", guided), ("refined", refined), ("refined_unmerged", refined_unmerged),
-                  ("unguided", unguided))}
+        times = interleaved_seconds({"cfg": guided, "refined": refined, "refined_unmerged": refined_unmerged,
+                                     "unguided": unguided}, args.repeats, device, args.clock)
     return {**{f"{name}_seconds": value for name, value in times.items()},
             "throughput_ratio": times["cfg"] / times["refined"],
             "throughput_ratio_unmerged": times["cfg"] / times["refined_unmerged"],
@@ -152,7 +164,10 @@ def training_rate(args: argparse.Namespace, device: torch.device) -> dict[str, f
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return {"train_samples_per_s": args.batch / seconds(step, args.repeats, device)}
+    return {"train_samples_per_s": args.batch / seconds(step, args.repeats, device, args.clock)}
+
+
+MEASURES = {"throughput": throughput_ratio, "memory": memory_ratio, "training": training_rate}
 
 
 def main() -> None:
@@ -166,15 +181,21 @@ def main() -> None:
     parser.add_argument("--rollout-steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time, or this process's CPU time (fairer on a shared CPU; never on a GPU)")
+    parser.add_argument("--measures", nargs="+", choices=sorted(MEASURES), default=list(MEASURES),
+                        help="which of the three measurements to run")
     parser.add_argument("--child", choices=["msd", "fwdbwd"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.child:
         print(peak_of(args.child, args, device))
         return
-    result = {"backbone": args.backbone, "batch": args.batch, "device": str(device)}
-    for measure in (throughput_ratio, memory_ratio, training_rate):
-        result.update(measure(args, device))
+    if args.clock == "process" and device.type == "cuda":
+        parser.error("--clock process cannot see a GPU's work; use --clock wall on a GPU.")
+    result = {"backbone": args.backbone, "batch": args.batch, "device": str(device), "clock": args.clock}
+    for name in args.measures:
+        result.update(MEASURES[name](args, device))
     print(json.dumps(result, indent=1))
 
 

@@ -1,6 +1,8 @@
 """NoiseRefine costs, as ratios measured in one run (arXiv 2412.03895, Table 2; issue 13's benchmark).
 
-1. Throughput of refine + unguided sampling ÷ CFG sampling at equal steps (paper: 1.72 on an RTX 3090 at 20 steps).
+1. Throughput of refine + unguided sampling ÷ CFG sampling at equal steps (paper: 1.72 on an RTX 3090 at 20 steps),
+   the refiner merged (inference default) and unmerged; at most 2N / (N + 2) = 1.82 for N = 20 when every call
+   costs the same per image (CFG: N calls at batch 2B; refined: 2 refiner calls + N calls at batch B).
 2. Peak memory of one MSD training step (surrogate: refiner forward + backward, N no-grad rollout steps) ÷ one UNet
    forward + backward of the refiner at the same batch. On a GPU the CUDA peak; on the CPU the resident-set growth
    of a fresh subprocess per measurement (coarser: allocator caching blurs it).
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -22,35 +25,52 @@ import torch
 from goldennoise.backbones import load_backbone
 from goldennoise.backbones.cost import process_peak_memory
 from goldennoise.lit.noiserefine import NoiseRefineModule
-from goldennoise.noise.noiserefine import RefinerConfig, inject_refiner, refine
+from goldennoise.noise.noiserefine import RefinerConfig, inject_refiner, merge_refiner, refine
 from goldennoise.sampling import sample_ddim
 
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+"""``wall``: elapsed time (the only one that sees a GPU's work); ``process``: this process's CPU time, which a CPU
+shared with other jobs barely inflates (single-threaded runs: ``OMP_NUM_THREADS=1``)."""
 
-def seconds(fn, repeats: int, device: torch.device) -> float:
-    """Best wall time of ``fn()`` over ``repeats`` runs, after one warm-up."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
+
+def seconds(fn, repeats: int, device: torch.device, clock: str = "wall") -> float:
+    """Best time of ``fn()`` over ``repeats`` runs, after one warm-up."""
+    return interleaved_seconds({"fn": fn}, repeats, device, clock)["fn"]
+
+
+def interleaved_seconds(fns: dict, repeats: int, device: torch.device, clock: str = "wall") -> dict[str, float]:
+    """Best time of each function on ``clock``, timed in turn in every round (after one warm-up round).
+
+    Interleaving exposes every function to the same phases of a shared machine's load, so their ratios stay fair.
+    """
+    now, best = CLOCKS[clock], dict.fromkeys(fns, float("inf"))
+    for round_ in range(repeats + 1):
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = now()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if round_:
+                best[name] = min(best[name], now() - start)
     return best
 
 
 def throughput_ratio(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
-    """Seconds per batch of CFG and of refine + unguided sampling, and their ratio.
+    """Seconds per batch of CFG and of refine + unguided sampling, and their ratios.
 
-    As :class:`~goldennoise.noise.NoiseRefineNoise` runs it: the refiner on a copy of the model carrying the adapter,
-    the sampling on the plain model (PEFT's disabled wrappers would slow every step of a small UNet).
+    As :class:`~goldennoise.noise.NoiseRefineNoise` runs it by default (``merge=True``): the refiner call on a copy
+    of the network with the LoRA merged into its weights, the residual's base call and every sampling step on the
+    plain base network. Also timed: the unmerged refiner (one network carrying the adapter, switched per call, as in
+    training), whose PEFT-wrapped layers cost more than plain ones.
     """
     backbone = load_backbone(args.backbone).to(device)
-    refiner = load_backbone(args.backbone).to(device)
+    wrapped = load_backbone(args.backbone).to(device)
     config = RefinerConfig(rank=args.rank)
-    inject_refiner(refiner, config)
+    inject_refiner(wrapped, config)
+    base = copy.deepcopy(wrapped)
+    merged = merge_refiner(base)
     prompts = ["a red circle left of a blue square"] * args.batch
     noise = torch.randn(args.batch, *backbone.latent_shape(), device=device)
     schedule = backbone.ddim_schedule(args.steps)
@@ -61,10 +81,20 @@ def throughput_ratio(args: argparse.Namespace, device: torch.device) -> dict[str
             return sample_ddim(backbone.denoiser(cond, uncond, args.guidance_scale), noise, schedule)
 
         def refined() -> torch.Tensor:
-            return sample_ddim(backbone.denoiser(cond), refine(refiner, noise, cond, config), schedule)
+            return sample_ddim(backbone.denoiser(cond), refine(base, noise, cond, config, merged), schedule)
 
-        cfg_s, refined_s = seconds(guided, args.repeats, device), seconds(refined, args.repeats, device)
-    return {"cfg_seconds": cfg_s, "refined_seconds": refined_s, "throughput_ratio": cfg_s / refined_s}
+        def refined_unmerged() -> torch.Tensor:
+            return sample_ddim(backbone.denoiser(cond), refine(wrapped, noise, cond, config), schedule)
+
+        def unguided() -> torch.Tensor:
+            return sample_ddim(backbone.denoiser(cond), noise, schedule)
+
+        times = interleaved_seconds({"cfg": guided, "refined": refined, "refined_unmerged": refined_unmerged,
+                                     "unguided": unguided}, args.repeats, device, args.clock)
+    return {**{f"{name}_seconds": value for name, value in times.items()},
+            "throughput_ratio": times["cfg"] / times["refined"],
+            "throughput_ratio_unmerged": times["cfg"] / times["refined_unmerged"],
+            "ideal_ratio": 2 * args.steps / (args.steps + 2)}
 
 
 def module(args: argparse.Namespace, device: torch.device) -> NoiseRefineModule:
@@ -134,7 +164,10 @@ def training_rate(args: argparse.Namespace, device: torch.device) -> dict[str, f
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return {"train_samples_per_s": args.batch / seconds(step, args.repeats, device)}
+    return {"train_samples_per_s": args.batch / seconds(step, args.repeats, device, args.clock)}
+
+
+MEASURES = {"throughput": throughput_ratio, "memory": memory_ratio, "training": training_rate}
 
 
 def main() -> None:
@@ -148,15 +181,21 @@ def main() -> None:
     parser.add_argument("--rollout-steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time, or this process's CPU time (fairer on a shared CPU; never on a GPU)")
+    parser.add_argument("--measures", nargs="+", choices=sorted(MEASURES), default=list(MEASURES),
+                        help="which of the three measurements to run")
     parser.add_argument("--child", choices=["msd", "fwdbwd"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.child:
         print(peak_of(args.child, args, device))
         return
-    result = {"backbone": args.backbone, "batch": args.batch, "device": str(device)}
-    for measure in (throughput_ratio, memory_ratio, training_rate):
-        result.update(measure(args, device))
+    if args.clock == "process" and device.type == "cuda":
+        parser.error("--clock process cannot see a GPU's work; use --clock wall on a GPU.")
+    result = {"backbone": args.backbone, "batch": args.batch, "device": str(device), "clock": args.clock}
+    for name in args.measures:
+        result.update(MEASURES[name](args, device))
     print(json.dumps(result, indent=1))
 
 

@@ -1,8 +1,10 @@
 """Share of CFG's alignment gain that refined noise reaches without guidance, with a bootstrap CI by prompt.
 
-Reads an evaluation's ``samples.parquet`` (methods ``gaussian``, ``cfg3``, ``noiserefine`` on the same pairs) and
-prints ``(refined − gaussian) / (cfg − gaussian)`` of the mean exact alignment, and each method's evaluations per
-image. Usage: ``python experiments/noiserefine_shapes/recovered.py <samples.parquet> [<samples.parquet> ...]``.
+Reads an evaluation's ``samples.parquet`` (methods ``gaussian``, ``cfg3`` and one or more refiners, e.g.
+``noiserefine``, on the same pairs) and prints, for each refiner, ``(refined − gaussian) / (cfg − gaussian)`` of the
+mean exact alignment, each method's evaluations per image, and, with several refiners, each one's paired difference
+to ``noiserefine`` (the shipped refiner), all with 95 % bootstrap CIs resampled by prompt.
+Usage: ``python experiments/noiserefine_shapes/recovered.py <samples.parquet> [<samples.parquet> ...]``.
 """
 
 import argparse
@@ -12,6 +14,7 @@ import pyarrow.parquet as pq
 import torch
 
 from goldennoise.metrics import gain_share
+from goldennoise.metrics.paired import paired_summary
 
 SCORE = "score/shapes_alignment/alignment"
 
@@ -35,9 +38,17 @@ def main() -> None:
     parser.add_argument("samples", nargs="+", help="samples.parquet of an evaluation")
     for path in parser.parse_args().samples:
         scores, groups, evaluations = per_method(path)
-        share = gain_share(scores["gaussian"], scores["cfg3"], scores["noiserefine"], groups)
+        refiners = [m for m in scores if m not in ("gaussian", "cfg3")]
         means = {m: s.double().mean().item() for m, s in scores.items()}
-        print(json.dumps({"samples": path, "means": means, "evaluations_per_image": evaluations, **share}, indent=1))
+        shares = {m: gain_share(scores["gaussian"], scores["cfg3"], scores[m], groups) for m in refiners}
+        report = {"samples": path, "means": means, "evaluations_per_image": evaluations}
+        if refiners == ["noiserefine"]:
+            report.update(shares["noiserefine"])
+        else:
+            report["shares"] = shares
+            report["vs_noiserefine"] = {m: paired_summary(scores["noiserefine"], scores[m], groups)
+                                        for m in refiners if m != "noiserefine"}
+        print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -6,12 +6,14 @@ error per bad input.
 """
 
 import copy
+import dataclasses
 import math
 
 import lightning as L
 import pytest
 import torch
 from noiserefine_data import teacher_loader, teacher_records
+from peft.tuners.tuners_utils import BaseTunerLayer
 
 from goldennoise.backbones import PromptEmbeds
 from goldennoise.backbones.tiny import tiny_sd_pipeline
@@ -19,7 +21,14 @@ from goldennoise.evaluation.harness import MethodSpec, evaluate_batch
 from goldennoise.lit.noiserefine import NoiseRefineModule, radial_power_spectrum
 from goldennoise.noise import Gaussian, RefinedNoise, RefinerConfig, SamplerSettings, export_refiner, load_refiner
 from goldennoise.noise.msd import check_affine, msd_constant, msd_literal_loss, msd_surrogate_loss, rollout
-from goldennoise.noise.noiserefine import inject_refiner, lora_parameters, refine, refine_with_pipeline
+from goldennoise.noise.noiserefine import (
+    NoiseRefineNoise,
+    inject_refiner,
+    lora_parameters,
+    merge_refiner,
+    refine,
+    refine_with_pipeline,
+)
 from goldennoise.sampling import sample_ddim
 
 PROMPTS = ["a red fox", "a blue jay"]
@@ -154,6 +163,45 @@ def test_refined_sampling_runs_no_unconditional_batch(refined, tiny_sd):
     assert cost["cfg"]["sampling/evaluations"] == 2 * 3
     assert cost["refined"]["sampling/evaluations"] == 3  # guidance 1: the conditional batch only
     assert cost["refined"]["method/evaluations"] == 2  # one LoRA call + the residual's base call, per image
+
+
+def _wrapped_layers(module: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in module.modules() if isinstance(m, BaseTunerLayer)]
+
+
+def test_merged_refiner_refines_alike_and_leaves_the_plain_base(refined, tiny_sd):
+    backbone, config = refined
+    noise, cond, _ = _batch(tiny_sd)
+    base = copy.deepcopy(backbone)
+    merged = merge_refiner(base)
+    with torch.no_grad():
+        for output in ("residual", "epsilon"):  # raw outputs (literal shares the residual's refiner call) and ε
+            form = dataclasses.replace(config, output=output)
+            expected = refine(backbone, noise, cond, form)  # the training path: one network, adapter switched
+            torch.testing.assert_close(refine(base, noise, cond, form, merged), expected, rtol=1e-5, atol=1e-5)
+        got = refine(base, noise, cond, config, merged)
+    assert not torch.allclose(got, noise, atol=1e-3)  # the random LoRA acts: the comparison is not vacuous
+    assert _wrapped_layers(base) == [] and _wrapped_layers(merged) == []  # no PEFT wrapper on either path
+    plain = dict(tiny_sd.unet.state_dict())
+    assert base.unet.state_dict().keys() == plain.keys()
+    assert all(torch.equal(value, plain[key]) for key, value in base.unet.state_dict().items())
+    assert merged.vae is base.vae and merged.unet is not base.unet  # one extra copy: the denoiser only
+    schedule = tiny_sd.ddim_schedule(3)
+    with torch.no_grad():
+        torch.testing.assert_close(sample_ddim(base.denoiser(cond), got, schedule),
+                                   sample_ddim(tiny_sd.denoiser(cond), got, schedule), rtol=0, atol=0)
+
+
+def test_noiserefine_noise_merged_and_unmerged_agree_at_two_plain_calls(refined, tiny_sd, tmp_path):
+    path = export_refiner(*refined, tmp_path / "refiner.safetensors", "tiny-sd")
+    methods = {merge: NoiseRefineNoise(str(path), merge=merge) for merge in (True, False)}
+    assert _wrapped_layers(methods[True]) == [] and _wrapped_layers(methods[False]) != []
+    assert methods[True].describe()["lora_sha256"] == methods[False].describe()["lora_sha256"]
+    specs = [MethodSpec(f"merge={merge}", method, 1.0) for merge, method in methods.items()]
+    records, images = evaluate_batch(tiny_sd, [(0, PROMPTS[0], 0), (1, PROMPTS[1], 1)], specs, [],
+                                     SamplerSettings(steps=2, image_size=SIZE))
+    assert {r["method"]: r["cost"]["method/evaluations"] for r in records} == {"merge=True": 2, "merge=False": 2}
+    torch.testing.assert_close(images["merge=True"], images["merge=False"], rtol=1e-4, atol=1e-4)
 
 
 def test_export_round_trip_through_a_fresh_diffusers_pipeline(refined, tiny_sd, tmp_path):

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 UNPINNED := .venv-unpinned
 
-.PHONY: install quickstart test test-slow test-all test-unpinned lint ui benchmark
+.PHONY: install quickstart test test-slow test-notebooks test-all test-unpinned lint ui benchmark
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/reference.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(STAMP)
 ## Only the slow tests (real-size architectures, the long effect and convergence checks; real weights skip if absent).
 test-slow: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "slow and not gpu" $(PYTEST_ARGS)
+
+## The notebooks, executed top to bottom in a fresh kernel (about a minute).
+test-notebooks: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m notebooks $(PYTEST_ARGS)
 
 ## Everything, the slow and GPU tests included.
 test-all: $(STAMP)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Everything behind experiments/noiserefine_shapes/README.md, as one job under the shared lock (2 CPU cores):
+# Everything behind experiments/noiserefine_shapes/README.md, as one job (set HEAVY_LOCK to a lock file to
+# queue behind other heavy jobs, PYTHON to the interpreter):
 # fit (configs/noiserefine/shapes.yaml) on the teacher records, export the best-val/mse checkpoint into the package,
 # evaluate it on the test and held-out splits, the gain-recovered CIs, and the throughput/memory benchmark.
 #   bash experiments/noiserefine_shapes/run_all.sh <teacher folder> <run folder>
@@ -11,9 +12,8 @@ OUT="$CODE/experiments/noiserefine_shapes/results"
 mkdir -p "$RUN" "$OUT"
 cd "$RUN"
 export PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MLFLOW_ENABLE_ASYNC_LOGGING=false
-PY=/work/main/.venv/bin/python
-exec 9>/work/wt/heavy.lock
-flock 9
+PY=${PYTHON:-python}
+if [ -n "${HEAVY_LOCK:-}" ]; then exec 9>"$HEAVY_LOCK"; flock 9; fi
 grep -q '"kept"' "$TEACHER/teacher.json" || { echo "teacher collection unfinished"; exit 3; }
 start=$(date +%s)
 nice $PY -m goldennoise fit --config "$CODE/configs/noiserefine/shapes.yaml" --data.path "$TEACHER" > fit.log 2>&1

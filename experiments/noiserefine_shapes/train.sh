@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Train the shipped shapes refiner on the teacher records (3,072 CFG-3 pairs, configs/teacher/shapes.yaml with
-# --prompt_source shapes:train:3072), under the shared lock, then export the best-val/mse checkpoint.
+# --prompt_source shapes:train:3072), then export the best-val/mse checkpoint. Set HEAVY_LOCK to a lock file to queue
+# behind other heavy jobs, PYTHON to the interpreter (default: python).
 #   bash experiments/noiserefine_shapes/train.sh <teacher folder> <run folder>
 set -euo pipefail
 TEACHER=${1:-data/teacher/shapes}
 RUN=${2:-runs/noiserefine_shapes_exp}
 CODE=$(cd "$(dirname "$0")/../.." && pwd)
-# run it after the teacher collection has taken the lock: the lock then passes to this fit only once that is done
+PY=${PYTHON:-python}
+lock=${HEAVY_LOCK:+flock $HEAVY_LOCK}
 mkdir -p "$RUN"
 cd "$RUN"
-flock /work/wt/heavy.lock env PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MLFLOW_ENABLE_ASYNC_LOGGING=false \
-  nice /work/main/.venv/bin/python -m goldennoise fit --config "$CODE/configs/noiserefine/shapes.yaml" \
+$lock env PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MLFLOW_ENABLE_ASYNC_LOGGING=false \
+  nice $PY -m goldennoise fit --config "$CODE/configs/noiserefine/shapes.yaml" \
   --data.path "$TEACHER" > fit.log 2>&1
 BEST=$(ls -t runs/noiserefine_shapes/*/*/checkpoints/epoch=*.ckpt | head -1)  # the newest run's best
-PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 /work/main/.venv/bin/python \
+PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $PY \
   "$CODE/experiments/noiserefine_shapes/export.py" "$BEST" refiner.safetensors >> fit.log 2>&1
 echo "exported $BEST" >> fit.log

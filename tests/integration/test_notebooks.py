@@ -2,6 +2,7 @@
 
 Each runs in its own empty working directory; the compare-runs notebook writes its demo MLflow store into a temporary
 folder (``GOLDENNOISE_TRACKING_URI`` unset). Outputs are stripped in git, which a cheap test checks too.
+Executing them takes about a minute, so they run as their own step (``make test-notebooks``, marker ``notebooks``).
 """
 
 import json
@@ -43,6 +44,7 @@ def _outputs(notebook) -> tuple[list[str], str]:
     return figures, "\n".join(text)
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_the_notebook_runs_and_draws_its_figures(name, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")

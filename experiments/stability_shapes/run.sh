@@ -21,6 +21,6 @@ evaluate corr-steps20 --config $here/corr-steps20.yaml  # correlation at 20 step
 evaluate corr-cfg3 --config $here/corr-cfg3.yaml        # correlation at CFG 3 (1,024 pairs)
 evaluate sel-cfg3 --config $here/sel-cfg3.yaml          # selection at CFG 3 (256 pairs)
 evaluate sel-steps20 --config $here/sel-steps20.yaml    # selection at 20 steps (256 pairs)
-evaluate k16 --config $here/k16.yaml                    # k = 4, 8, 16 from one run (256 pairs)
+evaluate k16 --config $here/k16.yaml                    # k = 4, 8, 16 from one run (256 pairs; 64 were run)
 evaluate opt --config $here/optimisation.yaml           # optimisation, every gradient mode, and ReNO (64 pairs)
 python $here/analyse.py

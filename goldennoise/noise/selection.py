@@ -42,13 +42,19 @@ class BestOfN(NoiseMethod):
         n: candidates per sample; :meth:`fit_budget` overrides it from an evaluation's budget.
         key: which per-sample score to maximise (e.g. ``shapes_alignment/alignment``); default the metric's primary.
             With an ensemble, one key (or ``None``) per metric.
+        recorded: metrics that also read every candidate, never used to pick: with them, :meth:`sample_stats` gives
+            every candidate's per-sample scores by the verifier(s) and by these (``candidate<j>/<key>``), so that
+            other picks among the same candidates (by another verifier, by a stability score) cost no sampling.
     """
 
-    def __init__(self, metric: Metric | list[Metric], n: int = 4, key: str | list[str | None] | None = None) -> None:
+    def __init__(self, metric: Metric | list[Metric], n: int = 4, key: str | list[str | None] | None = None,
+                 recorded: list[Metric] | None = None) -> None:
         super().__init__()
         if n < 1:
             raise ValueError(f"BestOfN needs n >= 1 candidates, got {n}.")
         self.n = n
+        self.recorded = nn.ModuleList(recorded or [])
+        self._stats: dict[str, torch.Tensor] = {}
         self._ensemble = not isinstance(metric, Metric)  # private: a single-metric description stays as it was
         if not self._ensemble:
             if isinstance(key, list):
@@ -85,16 +91,31 @@ class BestOfN(NoiseMethod):
         return noise_for_seeds([candidate_seed(s, index) for s in seeds], noise.shape[1:], dtype=noise.dtype,
                                device=noise.device)
 
+    def _record(self, j: int, images: torch.Tensor, prompts: list[str]) -> None:
+        """Every per-sample score of candidate ``j``'s images by the verifier(s) and the recorded metrics."""
+        verifiers = list(self.metrics) if self._ensemble else [self.metric]
+        for metric in [*verifiers, *self.recorded]:
+            self._stats |= {f"candidate{j}/{key}": value for key, value in sample_scores(metric, images,
+                                                                                        prompts).items()}
+
+    def sample_stats(self) -> dict[str, torch.Tensor]:
+        return self._stats
+
     @torch.no_grad()
     def forward(self, noise: torch.Tensor, ctx: NoiseContext) -> torch.Tensor:
+        self._stats = {}
         if self._ensemble:
             return self._by_mean_rank(noise, ctx)
         best_noise, best_images = noise, ctx.sample(noise)  # candidate 0: the input noise
         best = self._score(best_images, ctx.prompts, self.metric, self.key)  # (B,)
+        if len(self.recorded):
+            self._record(0, best_images, ctx.prompts)
         for j in range(1, self.n):
             candidate = self._candidate(noise, ctx.seeds, j)
             images = ctx.sample(candidate)
             scores = self._score(images, ctx.prompts, self.metric, self.key)
+            if len(self.recorded):
+                self._record(j, images, ctx.prompts)
             better = scores > best  # ties keep the earlier candidate
             best = torch.where(better, scores, best)
             best_noise = torch.where(better.view(-1, 1, 1, 1).to(noise.device), candidate, best_noise)
@@ -107,6 +128,8 @@ class BestOfN(NoiseMethod):
         for j in range(self.n):
             candidates.append(self._candidate(noise, ctx.seeds, j))
             images.append(ctx.sample(candidates[-1]))
+            if len(self.recorded):
+                self._record(j, images[-1], ctx.prompts)
             scores.append(torch.stack([self._score(images[-1], ctx.prompts, metric, key)
                                        for metric, key in zip(self.metrics, self.keys, strict=True)]))
         best = mean_rank(torch.stack(scores, dim=1)).argmin(dim=0)  # (B,): argmin returns the first of ties

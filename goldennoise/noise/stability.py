@@ -233,7 +233,10 @@ class StabilitySelection(NoiseMethod):
     (the paper reuses the cached ``D(ε*)``): ``2·T·k`` evaluations per image plus the sampling, without guidance.
 
     Records per sample: ``stability/s`` of the pick, ``stability/s_max``, ``stability/s_min``,
-    ``stability/s_input`` (candidate 0) and ``stability/pick`` (the chosen candidate's index).
+    ``stability/s_input`` (candidate 0) and ``stability/pick`` (the chosen candidate's index); with
+    ``record_candidates``, also every candidate's scores (``stability/candidate<j>/<score>``) and the index each rule
+    would pick (``stability/pick_<rule>``), so that, with the candidates' images read by
+    :class:`~goldennoise.noise.BestOfN` (same candidates) in the same evaluation, the three picks are one scoring.
 
     Args:
         k: candidates per sample; :meth:`fit_budget` overrides it from an evaluation's budget.
@@ -245,11 +248,12 @@ class StabilitySelection(NoiseMethod):
         activation_factor: [goldennoise estimate] one denoiser row's forward working memory in units of one fp32
             latent, used with ``memory_limit_mib``; a rough guide for UNets; calibrate on your model.
         random_seed: seed of the ``random`` pick (each sample draws from its own seed and this one).
+        record_candidates: also record every candidate's scores and every rule's pick (see above).
     """
 
     def __init__(self, k: int = 8, pick: PickRule = "most", score: StabilityScore | None = None,
                  memory_limit_mib: float | None = None, activation_factor: float = 2048.0,
-                 random_seed: int = 0) -> None:
+                 random_seed: int = 0, record_candidates: bool = False) -> None:
         super().__init__()
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"StabilitySelection needs k >= 1 candidates, got {k!r}.")
@@ -259,6 +263,7 @@ class StabilitySelection(NoiseMethod):
             raise ValueError(f"memory_limit_mib must be positive, got {memory_limit_mib}.")
         self.k, self.pick, self.memory_limit_mib = k, pick, memory_limit_mib
         self.activation_factor, self.random_seed = activation_factor, random_seed
+        self.record_candidates = record_candidates
         self.score = score or StabilityScore()
         self._stats: dict[str, torch.Tensor] = {}
 
@@ -293,17 +298,18 @@ class StabilitySelection(NoiseMethod):
         owner = torch.arange(len(ctx)).repeat_interleave(self.k)  # (B·k,)
         size = chunk or len(flat)
         parts = [self.score.scores(flat[i:i + size], ctx.rows(owner[i:i + size])) for i in range(0, len(flat), size)]
-        s = torch.cat([p["stability/s"] for p in parts]).view(len(ctx), self.k).cpu()  # (B, k)
-        if self.pick == "most":
-            index = s.argmax(1)  # ties: the first
-        elif self.pick == "least":
-            index = s.argmin(1)
-        else:
-            index = self._random_picks(ctx.seeds)
+        scores = {key: torch.cat([p[key] for p in parts]).view(len(ctx), self.k).cpu() for key in parts[0]}  # (B, k)
+        s = scores["stability/s"]
+        picks = {"most": s.argmax(1), "least": s.argmin(1), "random": self._random_picks(ctx.seeds)}  # ties: first
+        index = picks[self.pick]
         rows = torch.arange(len(ctx))
         self._stats = {"stability/s": s[rows, index], "stability/s_max": s.max(1).values,
                        "stability/s_min": s.min(1).values, "stability/s_input": s[:, 0],
                        "stability/pick": index.float()}
+        if self.record_candidates:
+            self._stats |= {f"stability/pick_{rule}": picked.float() for rule, picked in picks.items()}
+            self._stats |= {f"stability/candidate{j}/{key.removeprefix('stability/')}": value[:, j]
+                            for key, value in scores.items() for j in range(self.k)}
         return pool[rows, index.to(pool.device)]
 
     def sample_stats(self) -> dict[str, torch.Tensor]:

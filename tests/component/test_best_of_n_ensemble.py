@@ -50,3 +50,18 @@ def test_mismatched_keys_are_refused():
         BestOfN([ShapesAlignment(), SoftShapesAlignment()], key=["shapes_alignment/alignment"])
     with pytest.raises(ValueError, match="one key, not a list"):
         BestOfN(ShapesAlignment(), key=["shapes_alignment/alignment"])
+
+
+def test_recorded_metrics_read_every_candidate_without_changing_the_pick(shapes):
+    metrics = [ShapesAlignment(), SoftShapesAlignment()]
+    ctx, noise = initial_noise(shapes, [p for _, p, _ in ITEMS], [s for *_, s in ITEMS], SETTINGS)
+    plain, recording = BestOfN(metrics[0], n=3), BestOfN(metrics[0], n=3, recorded=[metrics[1]])
+    with torch.no_grad():
+        images = [ctx.sample(plain._candidate(noise, ctx.seeds, j)) for j in range(3)]
+        expected = {f"candidate{j}/{k}": v for j in range(3) for m in metrics
+                    for k, v in sample_scores(m, images[j], ctx.prompts).items()}
+        torch.testing.assert_close(recording(noise, ctx), plain(noise, ctx))
+    stats = recording.sample_stats()
+    assert stats.keys() == expected.keys() and not plain.sample_stats()
+    for key, value in expected.items():
+        torch.testing.assert_close(stats[key], value)

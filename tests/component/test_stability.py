@@ -69,7 +69,8 @@ def test_selection_is_the_brute_force_pick_and_costs_2tk_evaluations(ctx2, shape
     owners = [b for b in range(len(SEEDS)) for _ in range(k)]
     brute = StabilityScore().scores(pool.flatten(0, 1), ctx2.rows(owners))["stability/s"].view(len(SEEDS), k)
     for pick in ("most", "least", "random"):
-        method = StabilitySelection(k=k, pick=pick, memory_limit_mib=0.015, activation_factor=1.0)  # 2-row chunks
+        method = StabilitySelection(k=k, pick=pick, memory_limit_mib=0.015, activation_factor=1.0,  # 2-row chunks
+                                    record_candidates=True)
         with CostMeter(shapes.unet) as meter, meter.phase("method", len(ctx2)):
             out = method(noise, ctx2)
         assert meter.phases["method"].evaluations == 2 * steps * k * len(ctx2)
@@ -79,6 +80,9 @@ def test_selection_is_the_brute_force_pick_and_costs_2tk_evaluations(ctx2, shape
             torch.testing.assert_close(out[b], pool[b, index[b]])
             torch.testing.assert_close(stats["stability/s"][b], brute[b, index[b]], rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(stats["stability/s_input"], brute[:, 0], rtol=1e-5, atol=1e-6)
+        recorded = torch.stack([stats[f"stability/candidate{j}/s"] for j in range(k)], dim=1)  # (B, k)
+        torch.testing.assert_close(recorded, brute, rtol=1e-5, atol=1e-6)
+        assert torch.equal(stats[f"stability/pick_{pick}"], stats["stability/pick"])
 
 
 def test_selection_refuses_bad_input_before_any_sampling(ctx, shapes):

@@ -12,7 +12,9 @@
 5. One table over every run: method, evaluations and backward passes per image, seconds per image, mean alignment,
    Δ alignment against the run's baseline with its CI (from the harness's summary).
 
-    python experiments/stability_shapes/analyse.py   # writes results/{correlation,stats,contrasts,facts}.json, table.md
+    python experiments/stability_shapes/analyse.py
+
+It writes results/table.md and results/{correlation,stats,contrasts,facts}.json.
 """
 
 import json
@@ -28,6 +30,7 @@ from goldennoise.noise import StabilitySelection
 from goldennoise.shapes import FACT_KINDS, parse_prompt
 
 HERE = Path(__file__).parent / "results"
+TABLE = HERE.parent / "results/table.md"  # the README shows it
 ALIGNMENT = "score/shapes_alignment/alignment"
 SCORES = ("stat/stability/s", "stat/stability/s_traj", "stat/stability/s_partial")
 RESAMPLES = 2000
@@ -295,7 +298,7 @@ def main() -> None:
                        ("comparison", comparison), ("checks", checks)):
         (HERE / f"{name}.json").write_text(json.dumps(data, indent=1))
     lines = header + table_lines(comparison)
-    (HERE / "table.md").write_text("\n".join(lines) + "\n")
+    TABLE.write_text("\n".join(lines) + "\n")
     for c in found:
         print(f"{c['run']:13s} {c['method']:9s} {c['score']:9s} vs {c['against']:9s} n={c['pairs']:4d} "
               f"rho={c['spearman']:+.3f} ({c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f})")

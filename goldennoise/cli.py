@@ -52,8 +52,9 @@ DESCRIPTION = (
     "flags win. Add --debug (or set GOLDENNOISE_DEBUG=1) to see the traceback behind an error."
 )
 
-SHIPPED_MODULES = ("goldennoise.lit", "goldennoise.data")
-"""Packages imported before the parser is built, so ``--help`` lists their LightningModules and DataModules."""
+SHIPPED_MODULES = ("goldennoise.lit", "goldennoise.data", "goldennoise.data.npd", "goldennoise.data.text_image")
+"""Modules imported before the parser is built, so ``--help`` lists their LightningModules and DataModules (the
+NPD and text-image ones load lazily from :mod:`goldennoise.data`)."""
 
 USER_ERRORS = (ValueError, MissingWeightsError, ArgumentError)
 """Errors a user causes and can fix from the message (bad values, files, arguments): one line, exit code 2."""

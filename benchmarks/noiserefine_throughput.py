@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="sampling steps of the throughput comparison")
     parser.add_argument("--guidance-scale", type=float, default=3.0)
     parser.add_argument("--rank", type=int, default=32)
-    parser.add_argument("--rollout-steps", type=int, default=5)
+    parser.add_argument("--rollout-steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",

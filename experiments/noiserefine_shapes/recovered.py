@@ -4,7 +4,8 @@ Reads an evaluation's ``samples.parquet`` (methods ``gaussian``, ``cfg3`` and on
 ``noiserefine``, on the same pairs) and prints, for each refiner, ``(refined − gaussian) / (cfg − gaussian)`` of the
 mean exact alignment, each method's evaluations per image, and, with several refiners, each one's paired difference
 to ``noiserefine`` (the shipped refiner), all with 95 % bootstrap CIs resampled by prompt.
-Usage: ``python experiments/noiserefine_shapes/recovered.py <samples.parquet> [<samples.parquet> ...]``.
+With ``--best`` it prints only the name of the refiner with the highest mean alignment (the selection of
+``candidates.py``). Usage: ``python experiments/noiserefine_shapes/recovered.py [--best] <samples.parquet> [...]``.
 """
 
 import argparse
@@ -36,10 +37,15 @@ def main() -> None:
     """Print the share and its CI per evaluation."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("samples", nargs="+", help="samples.parquet of an evaluation")
-    for path in parser.parse_args().samples:
+    parser.add_argument("--best", action="store_true", help="print only the refiner with the highest mean")
+    args = parser.parse_args()
+    for path in args.samples:
         scores, groups, evaluations = per_method(path)
         refiners = [m for m in scores if m not in ("gaussian", "cfg3")]
         means = {m: s.double().mean().item() for m, s in scores.items()}
+        if args.best:
+            print(max(refiners, key=means.__getitem__))
+            continue
         shares = {m: gain_share(scores["gaussian"], scores["cfg3"], scores[m], groups) for m in refiners}
         report = {"samples": path, "means": means, "evaluations_per_image": evaluations}
         if refiners == ["noiserefine"]:

@@ -1,36 +1,45 @@
 #!/usr/bin/env bash
 # Everything behind experiments/noiserefine_shapes/README.md, as one job (set HEAVY_LOCK to a lock file to
-# queue behind other heavy jobs, PYTHON to the interpreter):
-# fit (configs/noiserefine/shapes.yaml) on the teacher records, export the best-val/mse checkpoint into the package,
-# evaluate it on the test and held-out splits, the gain-recovered CIs, and the throughput/memory benchmark.
+# queue behind other heavy jobs, PYTHON to the interpreter): the teacher records (configs/teacher/shapes.yaml, two
+# worker processes; reused when whole), the fit (configs/noiserefine/shapes.yaml), the selection of a checkpoint on
+# its alignment gain (candidates.py, test scenes 1000-1127), its export into the package, the report on the test and
+# held-out splits with the gain-recovered CIs and the per-fact breakdown, and the throughput/memory benchmark.
 #   bash experiments/noiserefine_shapes/run_all.sh <teacher folder> <run folder>
 set -euo pipefail
 TEACHER=${1:-data/teacher/shapes}
 RUN=${2:-runs/noiserefine_shapes_exp}
 CODE=$(cd "$(dirname "$0")/../.." && pwd)
-OUT="$CODE/experiments/noiserefine_shapes/results"
-mkdir -p "$RUN" "$OUT"
+EXP="$CODE/experiments/noiserefine_shapes"
+OUT="$EXP/results/teacher16k"
+mkdir -p "$RUN" "$OUT" "$(dirname "$TEACHER")"
+RUN=$(cd "$RUN" && pwd)
+TEACHER=$(cd "$(dirname "$TEACHER")" && pwd)/$(basename "$TEACHER")
 cd "$RUN"
 export PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MLFLOW_ENABLE_ASYNC_LOGGING=false
 PY=${PYTHON:-python}
 if [ -n "${HEAVY_LOCK:-}" ]; then exec 9>"$HEAVY_LOCK"; flock 9; fi
-grep -q '"kept"' "$TEACHER/teacher.json" || { echo "teacher collection unfinished"; exit 3; }
+nice $PY -m goldennoise collect-teacher --config "$CODE/configs/teacher/shapes.yaml" --output_dir "$TEACHER" \
+  --devices 2 --accelerator cpu > collect.log 2>&1
 start=$(date +%s)
 nice $PY -m goldennoise fit --config "$CODE/configs/noiserefine/shapes.yaml" --data.path "$TEACHER" > fit.log 2>&1
 echo "fit seconds: $(( $(date +%s) - start ))" | tee "$OUT/fit_time.txt"
-BEST=$(ls -t runs/noiserefine_shapes/*/*/checkpoints/epoch=*.ckpt | head -1)  # the newest run's best
-echo "best checkpoint: $BEST" | tee -a "$OUT/fit_time.txt"
-$PY "$CODE/experiments/noiserefine_shapes/export.py" "$BEST" "$CODE/goldennoise/noise/weights/noiserefine_shapes.safetensors"
-grep -E "val/mse|val/identity_mse|val/delta|train/latent_mse|val/gen" fit.log | tail -40 > "$OUT/fit_metrics.txt" || true
-TEST=${TEST_PROMPTS:-shapes:test:1000-1511}          # smaller sets when the CPU budget is short (say so)
-HELDOUT=${HELDOUT_PROMPTS:-shapes:heldout:0-127}
-nice $PY -m goldennoise evaluate --config "$CODE/experiments/noiserefine_shapes/report.yaml" \
-  --prompt_source "$TEST" > eval_test.log 2>&1
-nice $PY -m goldennoise evaluate --config "$CODE/experiments/noiserefine_shapes/report.yaml" \
-  --config "$CODE/experiments/noiserefine_shapes/heldout.yaml" --prompt_source "$HELDOUT" > eval_heldout.log 2>&1
-cp runs/eval/noiserefine-shapes-test/table.txt "$OUT/table_test.txt"
-cp runs/eval/noiserefine-shapes-heldout/table.txt "$OUT/table_heldout.txt"
-$PY "$CODE/experiments/noiserefine_shapes/recovered.py" runs/eval/noiserefine-shapes-test/samples.parquet \
-  runs/eval/noiserefine-shapes-heldout/samples.parquet > "$OUT/recovered.json"
-nice $PY "$CODE/benchmarks/noiserefine_throughput.py" --batch 32 --repeats 2 > "$OUT/benchmark.json" 2> benchmark.err
+CKPTS=$(dirname "$(ls -t runs/noiserefine_shapes/*/*/checkpoints/last.ckpt | head -1)")  # the newest run's
+$PY "$EXP/candidates.py" select "run=$CKPTS"
+nice $PY -m goldennoise evaluate --config select/select.yaml > eval_select.log 2>&1
+BEST=$($PY "$EXP/recovered.py" --best select/eval/samples.parquet)
+echo "selected: $BEST" | tee -a "$OUT/fit_time.txt"
+cp "select/$BEST.safetensors" "$CODE/goldennoise/noise/weights/noiserefine_shapes.safetensors"
+cp select/eval/table.txt "$OUT/table_selection.txt"
+cd "$CODE"   # report.yaml names refiner files relative to the repository
+for split in test heldout; do
+  overlay=()
+  [ $split = heldout ] && overlay=(--config "$EXP/heldout.yaml")
+  nice $PY -m goldennoise evaluate --config "$EXP/report.yaml" "${overlay[@]}" \
+    --output_dir "$RUN/eval_$split" > "$RUN/eval_$split.log" 2>&1
+  cp "$RUN/eval_$split/table.txt" "$OUT/table_$split.txt"
+  cp "$RUN/eval_$split/samples.parquet" "$OUT/samples_$split.parquet"
+  $PY "$EXP/recovered.py" "$RUN/eval_$split/samples.parquet" > "$OUT/recovered_$split.json"
+done
+$PY "$EXP/facts.py" "$RUN/eval_test" "$RUN/eval_heldout" > "$OUT/facts.json"
+nice $PY "$CODE/benchmarks/noiserefine_throughput.py" --batch 32 --repeats 2 > "$OUT/benchmark.json" 2> "$RUN/benchmark.err"
 echo done

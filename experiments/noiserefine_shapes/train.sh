@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Train the shipped shapes refiner on the teacher records (3,072 CFG-3 pairs, configs/teacher/shapes.yaml with
-# --prompt_source shapes:train:3072), then export the best-val/mse checkpoint. Set HEAVY_LOCK to a lock file to queue
+# Train a shapes refiner on teacher records (configs/teacher/shapes.yaml: 16,384 CFG-3 pairs), then export the
+# best-val/mse checkpoint (run_all.sh chooses among the step checkpoints on alignment instead). Set HEAVY_LOCK to a lock file to queue
 # behind other heavy jobs, PYTHON to the interpreter (default: python).
-#   bash experiments/noiserefine_shapes/train.sh <teacher folder> <run folder>
+# Further arguments go to `fit` (e.g. --model.init_args.rollout_steps 20).
+#   bash experiments/noiserefine_shapes/train.sh <teacher folder> <run folder> [fit arguments]
 set -euo pipefail
 TEACHER=${1:-data/teacher/shapes}
 RUN=${2:-runs/noiserefine_shapes_exp}
+shift $(( $# < 2 ? $# : 2 ))
 CODE=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-python}
 lock=${HEAVY_LOCK:+flock $HEAVY_LOCK}
@@ -13,7 +15,7 @@ mkdir -p "$RUN"
 cd "$RUN"
 $lock env PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MLFLOW_ENABLE_ASYNC_LOGGING=false \
   nice $PY -m goldennoise fit --config "$CODE/configs/noiserefine/shapes.yaml" \
-  --data.path "$TEACHER" > fit.log 2>&1
+  --data.path "$TEACHER" "$@" > fit.log 2>&1
 BEST=$(ls -t runs/noiserefine_shapes/*/*/checkpoints/epoch=*.ckpt | head -1)  # the newest run's best
 PYTHONPATH="$CODE" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $PY \
   "$CODE/experiments/noiserefine_shapes/export.py" "$BEST" refiner.safetensors >> fit.log 2>&1

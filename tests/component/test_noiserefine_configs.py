@@ -14,7 +14,7 @@ from goldennoise.lit import NoiseMethodHarness, NoiseRefineModule
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "noiserefine"
 CASES = {  # config files (composed left to right) → (rank, rollout steps, lr, harness baselines)
-    "shapes": (["shapes.yaml"], 32, 10, 1e-3, {"gaussian": 1.0, "cfg3": 3.0}),
+    "shapes": (["shapes.yaml"], 32, 20, 1e-3, {"gaussian": 1.0, "cfg3": 3.0}),
     "sd21": (["sd21.yaml"], 128, 10, 1e-4, {"gaussian": 1.0, "cfg7.5": 7.5}),
     "sd21_768v": (["sd21.yaml", "sd21_768v.yaml"], 128, 10, 1e-4, {"gaussian": 1.0, "cfg7.5": 7.5}),
 }

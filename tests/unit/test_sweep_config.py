@@ -126,7 +126,7 @@ def _check_fit_point(config: SweepConfig, point: PointSpec, args: list[str]) -> 
     if config.name == "noiserefine-shapes":  # parsed only: each point's module would load the backbone
         cli = ParsedCLI(args=[*args, "--trainer.logger=false"], run=False)
         model, data = cli.config["model"]["init_args"], cli.config["data"]["init_args"]
-        expected = {"rank": 32, "rollout_steps": 10, "min_score": None}
+        expected = {"rank": 32, "rollout_steps": 20, "min_score": None}
         expected.update({k.split(".")[-1]: v for k, v in point.overrides.items() if not k.endswith("filter_metric")})
         assert {key: {**model, **data}[key] for key in expected} == expected
         assert data["filter_metric"] == point.overrides.get("data.init_args.filter_metric")

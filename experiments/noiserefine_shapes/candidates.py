@@ -1,7 +1,8 @@
 """Export a run's step checkpoints as refiner files and write the evaluation config that compares them.
 
-Selecting a refiner on its alignment gain rather than on its latent MSE: every ``step=N.ckpt`` of the given
-checkpoint folders (the every-120-steps ``ModelCheckpoint`` of ``configs/noiserefine/shapes.yaml``) is exported
+Selecting a refiner on its alignment gain rather than on its latent MSE: every step checkpoint of the given
+checkpoint folders (``step=N.ckpt`` of the every-120-steps ``ModelCheckpoint`` of ``configs/noiserefine/shapes.yaml``
+and the best-val/mse ``epoch=E-step=N.ckpt``, one per step) is exported
 in the diffusers/PEFT format to ``<out>/<label>_step<N>.safetensors``, and ``<out>/select.yaml`` evaluates Gaussian
 noise, CFG 3, the shipped refiner (``noiserefine``) and every candidate on the selection pairs (test scenes
 1000-1127 x 4 seeds, never used for the report). ``recovered.py`` then gives each candidate's share of CFG's gain.
@@ -37,12 +38,12 @@ def step_of(checkpoint: Path) -> int:
 
 
 def export_candidates(out: Path, label: str, folder: Path) -> list[dict]:
-    """Export every ``step=N.ckpt`` in ``folder``; one method entry per checkpoint, in step order."""
+    """Export every step checkpoint in ``folder`` (one per step); one method entry per checkpoint, in step order."""
     entries = []
-    checkpoints = sorted(folder.glob("step=*.ckpt"), key=step_of)
-    if not checkpoints:
+    by_step = {step_of(checkpoint): checkpoint for checkpoint in folder.glob("*step=*.ckpt")}
+    if not by_step:
         raise SystemExit(f"No step=N.ckpt checkpoint in {folder}.")
-    for checkpoint in checkpoints:
+    for _, checkpoint in sorted(by_step.items()):
         name = f"{label}_step{step_of(checkpoint)}"
         target = out / f"{name}.safetensors"
         if not target.exists():

@@ -32,6 +32,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -323,16 +324,25 @@ class RefinedNoise(NoiseMethod):
     way without guidance (``guidance_scale: 1``: no unconditional batch). The refiner's UNet calls are counted by
     the context's cost meter even when the refiner runs its own copy of the backbone.
 
+    ``strength`` s scales the refiner's change at inference, ``x̂_T = x_T + s·(g_φ(x_T, c) − x_T)``: s = 1 is the
+    paper's refiner; s > 1 extrapolates along the learned change, as a guidance scale > 1 extrapolates along the
+    conditional direction (not in the paper; docs/noiserefine.md, "Refinement strength"). It costs nothing and needs no
+    retraining, but the trained refiner was never asked for it: choose s on validation pairs, never on the split
+    you report.
+
     Args:
         backbone: the backbone whose UNet carries the refiner (:func:`inject_refiner` / :func:`load_refiner`).
         config: the refiner's configuration.
+        strength: the scale s of the refiner's change (1: the paper's refined noise, 0: the Gaussian noise).
     """
 
-    def __init__(self, backbone: Backbone, config: RefinerConfig) -> None:
+    def __init__(self, backbone: Backbone, config: RefinerConfig, strength: float = 1.0) -> None:
         super().__init__()
         if not backbone.adapter_layers():
             raise ValueError("RefinedNoise needs a backbone carrying a refiner adapter (inject_refiner).")
-        self.refiner_backbone, self.config = backbone, config
+        if not (math.isfinite(strength) and strength >= 0):
+            raise ValueError(f"The refinement strength must be a finite number >= 0, got {strength}.")
+        self.refiner_backbone, self.config, self.strength = backbone, config, float(strength)
         self.merged: Backbone | None = None
 
     def forward(self, noise: torch.Tensor, ctx: NoiseContext) -> torch.Tensor:
@@ -344,7 +354,10 @@ class RefinedNoise(NoiseMethod):
         with torch.no_grad(), contextlib.ExitStack() as stack:
             for network in networks if ctx.meter is not None else []:
                 stack.enter_context(ctx.meter.watch(network))
-            refined = refine(backbone, noise.to(backbone.device), cond, self.config, self.merged)
+            x = noise.to(backbone.device).float()
+            refined = refine(backbone, x, cond, self.config, self.merged)
+        if self.strength != 1.0:
+            refined = x + self.strength * (refined - x)
         return refined.to(noise.device, noise.dtype)
 
     def lora_sha256(self) -> str:
@@ -358,7 +371,7 @@ class RefinedNoise(NoiseMethod):
         """Class, refiner settings and a hash of the LoRA weights."""
         settings = {key: (list(v) if isinstance(v, tuple) else v) for key, v in asdict(self.config).items()}
         return {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", **settings,
-                "lora_sha256": self.lora_sha256()}
+                "strength": self.strength, "lora_sha256": self.lora_sha256()}
 
 
 class NoiseRefineNoise(RefinedNoise):
@@ -376,19 +389,20 @@ class NoiseRefineNoise(RefinedNoise):
         backbone: the base backbone (built-in name, hub id or folder); default: the one named in the file.
         backbone_dtype: weight dtype of that backbone.
         merge: refine with a merged copy of the network (faster; one extra copy of the denoiser in memory).
+        strength: the scale of the refiner's change (:class:`RefinedNoise`; 1 = the paper's refiner).
 
     Raises:
         ValueError: the file names no backbone and none is given, or it was trained on another base model.
     """
 
     def __init__(self, checkpoint: str = "shapes", backbone: str | None = None,
-                 backbone_dtype: str = "float32", merge: bool = True) -> None:
+                 backbone_dtype: str = "float32", merge: bool = True, strength: float = 1.0) -> None:
         _, info, _ = read_refiner(checkpoint)
         name = backbone or info.get("backbone")
         if not name:
             raise ValueError(f"The NoiseRefine file {checkpoint} names no backbone; pass backbone=.")
         model = load_backbone(name, backbone_dtype)
-        super().__init__(model, load_refiner(model, checkpoint))
+        super().__init__(model, load_refiner(model, checkpoint), strength)
         self.checkpoint = str(checkpoint)
         self._lora_sha256 = super().lora_sha256()
         if merge:

@@ -19,7 +19,15 @@ from goldennoise.backbones import PromptEmbeds
 from goldennoise.backbones.tiny import tiny_sd_pipeline
 from goldennoise.evaluation.harness import MethodSpec, evaluate_batch
 from goldennoise.lit.noiserefine import NoiseRefineModule, radial_power_spectrum
-from goldennoise.noise import Gaussian, RefinedNoise, RefinerConfig, SamplerSettings, export_refiner, load_refiner
+from goldennoise.noise import (
+    Gaussian,
+    NoiseContext,
+    RefinedNoise,
+    RefinerConfig,
+    SamplerSettings,
+    export_refiner,
+    load_refiner,
+)
 from goldennoise.noise.msd import check_affine, msd_constant, msd_literal_loss, msd_surrogate_loss, rollout
 from goldennoise.noise.noiserefine import (
     NoiseRefineNoise,
@@ -163,6 +171,21 @@ def test_refined_sampling_runs_no_unconditional_batch(refined, tiny_sd):
     assert cost["cfg"]["sampling/evaluations"] == 2 * 3
     assert cost["refined"]["sampling/evaluations"] == 3  # guidance 1: the conditional batch only
     assert cost["refined"]["method/evaluations"] == 2  # one LoRA call + the residual's base call, per image
+
+
+def test_strength_scales_the_refiners_change(refined, tiny_sd):
+    backbone, config = refined
+    noise = torch.randn(2, *LATENT, generator=torch.Generator().manual_seed(5))
+    ctx = NoiseContext.build(tiny_sd, PROMPTS, [0, 1], SamplerSettings(steps=2, image_size=SIZE))
+    with torch.no_grad():
+        change = refine(backbone, noise, ctx.cond, config) - noise
+        got = {s: RefinedNoise(backbone, config, strength=s)(noise, ctx) for s in (0.0, 1.0, 2.5)}
+    assert change.abs().max() > 0.01
+    assert torch.equal(got[0.0], noise)
+    torch.testing.assert_close(got[1.0], noise + change)
+    torch.testing.assert_close(got[2.5], noise + 2.5 * change)
+    with pytest.raises(ValueError, match="strength must be a finite number >= 0"):
+        RefinedNoise(backbone, config, strength=-1.0)
 
 
 def _wrapped_layers(module: torch.nn.Module) -> list[torch.nn.Module]:

@@ -27,6 +27,7 @@ def smoke_runs(tracking_uri: str = "sqlite:///mlruns.db"):
     return mlflow.search_runs(experiment_names=["smoke"])
 
 
+@pytest.mark.slow  # a whole fit in a fresh process (about 25 s); in-process fits and a fresh --help run by default
 def test_smoke_config_runs_as_a_module_and_logs_to_mlflow(tmp_path):
     result = subprocess.run([sys.executable, "-m", "goldennoise", "fit", "--config", SMOKE], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)

@@ -69,6 +69,7 @@ def test_killed_evaluation_resumes_to_the_uninterrupted_table(tmp_path, referenc
     assert costs == {("gaussian", 2.0), ("cfg3", 4.0)}
 
 
+@pytest.mark.slow  # starts an MLflow server (about 20 s); the sqlite store is tested in the default suite
 def test_an_evaluation_logs_one_run_per_method_to_a_real_mlflow_server(tmp_path, mlflow_server):
     main(["evaluate", "--config", str(write_config(tmp_path, mlflow_tracking_uri=mlflow_server.url))])
     experiment = mlflow_server.experiment("two-methods")

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Everything behind experiments/noiserefine_shapes/README.md, as one job (set HEAVY_LOCK to a lock file to
 # queue behind other heavy jobs, PYTHON to the interpreter): the teacher records (configs/teacher/shapes.yaml, two
-# worker processes; reused when whole), the fit (configs/noiserefine/shapes.yaml), the selection of a checkpoint on
-# its alignment gain (candidates.py, test scenes 1000-1127), its export into the package, the report on the test and
-# held-out splits with the gain-recovered CIs and the per-fact breakdown, and the throughput/memory benchmark.
+# worker processes; reused when whole), the fit (configs/noiserefine/shapes.yaml), the export of its last step into
+# the package (fixed in advance: no selection), the report on the test and held-out splits with the gain-recovered
+# CIs and the per-fact breakdown, and the throughput/memory benchmark.
 #   bash experiments/noiserefine_shapes/run_all.sh <teacher folder> <run folder>
 set -euo pipefail
 TEACHER=${1:-data/teacher/shapes}
@@ -23,13 +23,9 @@ nice $PY -m goldennoise collect-teacher --config "$CODE/configs/teacher/shapes.y
 start=$(date +%s)
 nice $PY -m goldennoise fit --config "$CODE/configs/noiserefine/shapes.yaml" --data.path "$TEACHER" > fit.log 2>&1
 echo "fit seconds: $(( $(date +%s) - start ))" | tee "$OUT/fit_time.txt"
-CKPTS=$(dirname "$(ls -t runs/noiserefine_shapes/*/*/checkpoints/last.ckpt | head -1)")  # the newest run's
-$PY "$EXP/candidates.py" select "run=$CKPTS"
-nice $PY -m goldennoise evaluate --config select/select.yaml > eval_select.log 2>&1
-BEST=$($PY "$EXP/recovered.py" --best select/eval/samples.parquet)
-echo "selected: $BEST" | tee -a "$OUT/fit_time.txt"
-cp "select/$BEST.safetensors" "$CODE/goldennoise/noise/weights/noiserefine_shapes.safetensors"
-cp select/eval/table.txt "$OUT/table_selection.txt"
+LAST=$(ls -t runs/noiserefine_shapes/*/*/checkpoints/last.ckpt | head -1)  # the newest run's last step
+$PY "$EXP/export.py" "$LAST" "$CODE/goldennoise/noise/weights/noiserefine_shapes.safetensors" >> fit.log 2>&1
+echo "shipped: $LAST" | tee -a "$OUT/fit_time.txt"
 cd "$CODE"   # report.yaml names refiner files relative to the repository
 for split in test heldout; do
   overlay=()

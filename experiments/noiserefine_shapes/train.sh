@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train a shapes refiner on teacher records (configs/teacher/shapes.yaml: 16,384 CFG-3 pairs), then export the
-# best-val/mse checkpoint (run_all.sh chooses among the step checkpoints on alignment instead). Set HEAVY_LOCK to a lock file to queue
-# behind other heavy jobs, PYTHON to the interpreter (default: python).
+# best-val/mse checkpoint (run_all.sh ships the last step instead; export.py exports any other). Set HEAVY_LOCK to a
+# lock file to queue behind other heavy jobs, PYTHON to the interpreter (default: python).
 # Further arguments go to `fit` (e.g. --model.init_args.rollout_steps 20).
 #   bash experiments/noiserefine_shapes/train.sh <teacher folder> <run folder> [fit arguments]
 set -euo pipefail

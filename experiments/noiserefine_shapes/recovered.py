@@ -3,9 +3,9 @@
 Reads an evaluation's ``samples.parquet`` (methods ``gaussian``, ``cfg3`` and one or more refiners, e.g.
 ``noiserefine``, on the same pairs) and prints, for each refiner, ``(refined − gaussian) / (cfg − gaussian)`` of the
 mean exact alignment, each method's evaluations per image, and, with several refiners, each one's paired difference
-to ``noiserefine`` (the shipped refiner), all with 95 % bootstrap CIs resampled by prompt.
+to the reference refiner (``--reference``, default ``noiserefine``), all with 95 % bootstrap CIs resampled by prompt.
 With ``--best`` it prints only the name of the refiner with the highest mean alignment (the selection of
-``candidates.py``). Usage: ``python experiments/noiserefine_shapes/recovered.py [--best] <samples.parquet> [...]``.
+``candidates.py``). Usage: ``python experiments/noiserefine_shapes/recovered.py [--best] [--reference NAME] <samples.parquet> [...]``.
 """
 
 import argparse
@@ -38,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("samples", nargs="+", help="samples.parquet of an evaluation")
     parser.add_argument("--best", action="store_true", help="print only the refiner with the highest mean")
+    parser.add_argument("--reference", default="noiserefine", help="the refiner the others are paired against")
     args = parser.parse_args()
     for path in args.samples:
         scores, groups, evaluations = per_method(path)
@@ -51,9 +52,11 @@ def main() -> None:
         if refiners == ["noiserefine"]:
             report.update(shares["noiserefine"])
         else:
+            if args.reference not in refiners:
+                parser.error(f"{path} has no refiner named {args.reference!r} (it has {', '.join(refiners)})")
             report["shares"] = shares
-            report["vs_noiserefine"] = {m: paired_summary(scores["noiserefine"], scores[m], groups)
-                                        for m in refiners if m != "noiserefine"}
+            report[f"vs_{args.reference}"] = {m: paired_summary(scores[args.reference], scores[m], groups)
+                                               for m in refiners if m != args.reference}
         print(json.dumps(report, indent=1))
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.utils.checkpoint
 from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
 from peft.tuners.tuners_utils import BaseTunerLayer, check_target_module_exists
 from safetensors import safe_open
@@ -56,6 +57,12 @@ DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.
 
 OUTPUT_FORMS = ("residual", "epsilon", "literal")
 METADATA_KEY = "goldennoise_noiserefine"
+SIGNATURE_VALUES = 32
+"""Values of each fingerprinted weight stored in a refiner file's base signature."""
+SIGNATURE_RTOL = 2**-7
+"""Relative tolerance of the signature: twice the worst bf16 rounding (2⁻⁸ of a value; fp16: 2⁻¹¹)."""
+SIGNATURE_ATOL = 1e-6
+"""Absolute tolerance of the signature, for weights near zero (fp16 subnormals)."""
 SHIPPED = {"shapes": Path(__file__).parent / "weights" / "noiserefine_shapes.safetensors"}
 """Refiners shipped in the package, by backbone name (see experiments/noiserefine_shapes)."""
 
@@ -160,7 +167,7 @@ def lora_parameters(backbone: Backbone) -> list[nn.Parameter]:
 
 
 def refine(backbone: Backbone, noise: torch.Tensor, cond: PromptEmbeds, config: RefinerConfig,
-           merged: Backbone | None = None) -> torch.Tensor:
+           merged: Backbone | None = None, gradient_checkpointing: bool = False) -> torch.Tensor:
     """``x̂_T = g_φ(x_T, c)`` (B, C, h, w) float32: one refiner call in the configured output form.
 
     Without ``merged`` (training): ``backbone`` carries the adapter, switched on for the refiner call and off for the
@@ -168,16 +175,29 @@ def refine(backbone: Backbone, noise: torch.Tensor, cond: PromptEmbeds, config: 
     With ``merged`` (inference, :func:`merge_refiner`): the refiner call runs ``merged``, whose network has the LoRA
     folded into its weights, and the base call runs ``backbone``, the plain base model: each call costs one plain
     network evaluation, with no PEFT wrapper on either path. Both give the same noise up to fp32 rounding.
+
+    ``gradient_checkpointing`` keeps none of the refiner call's activations: the backward pass re-runs the call, the
+    adapter switched on again inside the recomputation (the network's own per-block checkpointing would recompute
+    with the adapter off, as it is once the call has returned).
     """
     check_tensor("noise", noise, shape=("B", "C", "h", "w"))
     x = noise.float()
     t = config.refiner_timestep(backbone)
     refiner = backbone if merged is None else merged
     switch = backbone.adapter if merged is None else _no_switch
-    with switch(True):
-        if config.output == "epsilon":
-            return refiner.predict_noise(x, t, cond)
-        adapted = refiner.network_output(x, t, cond)
+
+    def adapted_call(x: torch.Tensor) -> torch.Tensor:
+        with switch(True):
+            if config.output == "epsilon":
+                return refiner.predict_noise(x, t, cond)
+            return refiner.network_output(x, t, cond)
+
+    if gradient_checkpointing and torch.is_grad_enabled():
+        adapted = torch.utils.checkpoint.checkpoint(adapted_call, x, use_reentrant=False)
+    else:
+        adapted = adapted_call(x)
+    if config.output == "epsilon":
+        return adapted
     if config.output == "literal":
         return x + adapted
     with torch.no_grad(), switch(False):
@@ -229,22 +249,65 @@ def merge_refiner(backbone: Backbone) -> Backbone:
 # --- files -----------------------------------------------------------------------------------------------------------
 
 
-def base_fingerprint(backbone: Backbone) -> str:
-    """A short hash of the network's architecture and of two of its base weights: tells base models apart.
+def _fingerprinted_weights(net: nn.Module) -> list[torch.Tensor]:
+    """A UNet's ``conv_in`` and ``conv_out`` weights, or a transformer's first and last base parameters."""
+    if hasattr(net, "conv_in") and hasattr(net, "conv_out"):
+        return [getattr(layer, "base_layer", layer).weight for layer in (net.conv_in, net.conv_out)]
+    base = [param for name, param in net.named_parameters() if "lora_" not in name]
+    return [base[0], base[-1]]
 
-    The two weights are a UNet's ``conv_in`` and ``conv_out``, or a transformer's first and last base parameters.
-    """
-    net = backbone.unet
+
+def _digest(net: nn.Module, parts: list[bytes]) -> str:
+    """A short hash of the network's config and of ``parts``."""
     config = {k: v for k, v in dict(net.config).items() if not k.startswith("_")}
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    if hasattr(net, "conv_in") and hasattr(net, "conv_out"):
-        weights = [getattr(layer, "base_layer", layer).weight for layer in (net.conv_in, net.conv_out)]
-    else:
-        base = [param for name, param in net.named_parameters() if "lora_" not in name]
-        weights = [base[0], base[-1]]
-    for weight in weights:
-        digest.update(weight.detach().float().cpu().numpy().tobytes())
+    for part in parts:
+        digest.update(part)
     return digest.hexdigest()[:16]
+
+
+def base_fingerprint(backbone: Backbone) -> str:
+    """A short hash of the network's architecture and of two of its base weights' bytes (fp32): the exact base model.
+
+    The two weights are those of :func:`base_signature`. Their bytes change with the weights' dtype: a base model
+    loaded in another precision has another fingerprint, and :func:`base_signature` tells whether it is the same.
+    """
+    weights = _fingerprinted_weights(backbone.unet)
+    return _digest(backbone.unet, [weight.detach().float().cpu().numpy().tobytes() for weight in weights])
+
+
+def base_signature(backbone: Backbone) -> dict[str, Any]:
+    """The architecture's hash and :data:`SIGNATURE_VALUES` values of each fingerprinted weight, at fixed positions.
+
+    Compared within :data:`SIGNATURE_RTOL` (:func:`same_base`), it recognises the same base model loaded in fp16 or
+    bf16 (rounding moves a weight by at most 2⁻⁹ of itself) and tells other models apart, unless one is a fine-tune
+    whose ``conv_in``/``conv_out`` weights all stayed within that tolerance of the base's.
+    """
+    weights = _fingerprinted_weights(backbone.unet)
+    values: list[float] = []
+    for weight in weights:
+        flat = weight.detach().float().flatten().cpu()
+        values += flat[torch.linspace(0, flat.numel() - 1, SIGNATURE_VALUES).long()].tolist()
+    architecture = _digest(backbone.unet, [str(tuple(weight.shape)).encode() for weight in weights])
+    return {"architecture": architecture, "weights": values}
+
+
+def same_base(backbone: Backbone, info: dict[str, Any]) -> bool:
+    """Whether a refiner file's metadata ``info`` names ``backbone``'s base model, in any weight precision.
+
+    The exact fingerprint decides in the dtype the refiner was exported in; otherwise the signature, within
+    :data:`SIGNATURE_RTOL` of each stored value (files written before the signature match in that dtype only).
+    """
+    if info["base_fingerprint"] == base_fingerprint(backbone):
+        return True
+    stored = info.get("base_signature")
+    if stored is None:
+        return False
+    ours = base_signature(backbone)
+    if stored["architecture"] != ours["architecture"] or len(stored["weights"]) != len(ours["weights"]):
+        return False
+    theirs, mine = torch.tensor(stored["weights"]), torch.tensor(ours["weights"])
+    return bool(((mine - theirs).abs() <= SIGNATURE_RTOL * theirs.abs() + SIGNATURE_ATOL).all())
 
 
 def export_refiner(backbone: Backbone, config: RefinerConfig, path: str | Path, backbone_name: str = "") -> Path:
@@ -263,8 +326,8 @@ def export_refiner(backbone: Backbone, config: RefinerConfig, path: str | Path, 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = get_peft_model_state_dict(backbone.unet, adapter_name=ADAPTER)
     tensors = {f"unet.{key}": value.detach().float().cpu().contiguous() for key, value in state.items()}
-    ours = {**asdict(config), "base_fingerprint": base_fingerprint(backbone), "backbone": backbone_name,
-            "prediction_type": backbone.prediction_type}
+    ours = {**asdict(config), "base_fingerprint": base_fingerprint(backbone), "base_signature": base_signature(backbone),
+            "backbone": backbone_name, "prediction_type": backbone.prediction_type}
     lora = {f"unet.{key}": value for key, value in config.lora_config().to_dict().items()}
     metadata = {"format": "pt", "lora_adapter_metadata": json.dumps(lora, sort_keys=True, default=list),
                 METADATA_KEY: json.dumps(ours, default=list)}
@@ -298,19 +361,22 @@ def load_refiner(backbone: Backbone, checkpoint: str | Path) -> RefinerConfig:
     """Inject a refiner from a file into ``backbone`` (adapter off) and return its config.
 
     Raises:
-        ValueError: the file was trained on another base model (fingerprint or layer shapes differ).
+        ValueError: the file was trained on another base model (:func:`same_base`), or lacks or adds weights.
     """
     config, info, state = read_refiner(checkpoint)
-    fingerprint = base_fingerprint(backbone)
-    if info["base_fingerprint"] != fingerprint:
+    if not same_base(backbone, info):
         raise ValueError(f"The NoiseRefine LoRA {checkpoint} was trained on another base model (fingerprint "
                          f"{info['base_fingerprint']}, backbone {info.get('backbone') or 'unnamed'!r}) than this "
-                         f"backbone ({fingerprint}); load it on the model it was trained on.")
+                         f"backbone ({base_fingerprint(backbone)}); load it on the model it was trained on.")
     inject_refiner(backbone, config)
     result = set_peft_model_state_dict(backbone.unet, state, adapter_name=ADAPTER)
     if result.unexpected_keys:
         raise ValueError(f"The NoiseRefine LoRA {checkpoint} has weights this UNet lacks: "
                          f"{result.unexpected_keys[:3]}.")
+    missing = [key for key in result.missing_keys if f".{ADAPTER}." in key and "lora_" in key]
+    if missing:
+        raise ValueError(f"The NoiseRefine LoRA {checkpoint} lacks {len(missing)} of the adapter's weights "
+                         f"(e.g. {missing[0]}): the file is incomplete; export it again.")
     return config
 
 
@@ -427,7 +493,9 @@ def refine_with_pipeline(pipeline: Any, noise: torch.Tensor, prompts: list[str],
 
     Runs the pipeline's UNet at ``timestep`` (default the last training step) with only ``adapter_name`` on, minus
     (residual form) the base UNet; then sample with ``pipeline(prompt, latents=x̂_T, guidance_scale=1)``. Leaves the
-    adapter disabled. Only the ``residual`` and ``literal`` forms (raw outputs) are supported here.
+    adapter disabled. Only the ``residual`` and ``literal`` forms (raw outputs) are supported here. The pipeline
+    does not keep goldennoise's metadata: pass the file's own ``output`` and ``timestep`` (:func:`read_refiner`)
+    when they are not the defaults.
     """
     if output not in ("residual", "literal"):
         raise ValueError("refine_with_pipeline supports the 'residual' and 'literal' output forms.")

@@ -14,6 +14,8 @@ import pytest
 import torch
 from noiserefine_data import teacher_loader, teacher_records
 from peft.tuners.tuners_utils import BaseTunerLayer
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from goldennoise.backbones import PromptEmbeds
 from goldennoise.backbones.tiny import tiny_sd_pipeline
@@ -149,6 +151,57 @@ def test_training_keeps_the_base_frozen_and_checkpoints_hold_only_the_adapter(tm
     assert all(torch.equal(p, trained[n]) for n, p in loaded.backbone.unet.named_parameters())
 
 
+def _randomise_lora(module, seed: int = 0) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in lora_parameters(module.backbone):
+            parameter.copy_(0.05 * torch.randn(parameter.shape, generator=generator))
+
+
+def test_gradient_checkpointing_gives_the_same_lora_gradient():
+    """The recomputation in the backward pass runs with the adapter on, as the forward did."""
+    plain, checkpointed = NoiseRefineModule(**FAST), NoiseRefineModule(**FAST, gradient_checkpointing=True)
+    _randomise_lora(plain)
+    checkpointed.backbone.load_state_dict(plain.backbone.state_dict())
+    batch = next(iter(teacher_loader(teacher_records(plain.backbone, PROMPTS, [0, 1]))))
+    grads = []
+    for module in (plain, checkpointed):
+        module.training_step(batch, 0).backward()
+        grads.append([p.grad for p in lora_parameters(module.backbone)])
+    assert all(g.abs().max() > 0 for g in grads[0])
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(*grads, strict=True))
+
+
+def test_lora_dropout_trains_with_the_module_while_the_base_stays_in_eval_mode():
+    module = NoiseRefineModule(**FAST, lora_dropout=0.5)
+    _randomise_lora(module)
+    noise = torch.randn(2, *LATENT, generator=torch.Generator().manual_seed(0))
+    cond = module.backbone.encode_prompt(PROMPTS)[0]
+    dropouts = [layer.lora_dropout for layer in module.backbone.adapter_layers()]
+
+    module.train()
+    assert dropouts and all(d.training for d in dropouts) and not module.backbone.unet.training
+    with torch.no_grad():
+        assert not torch.equal(refine(module.backbone, noise, cond, module.config),
+                               refine(module.backbone, noise, cond, module.config))
+    module.eval()
+    assert not any(d.training for d in dropouts)
+    with torch.no_grad():
+        assert torch.equal(refine(module.backbone, noise, cond, module.config),
+                           refine(module.backbone, noise, cond, module.config))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_refiner_loads_on_its_base_model_in_another_precision_only(refined, tiny_sd, dtype, tmp_path):
+    path = export_refiner(*refined, tmp_path / "tiny.safetensors", "tiny-sd")
+    load_refiner(copy.deepcopy(tiny_sd).to(dtype=dtype), path)  # the same base model, rounded: accepted
+    other = copy.deepcopy(tiny_sd).to(dtype=dtype)
+    with torch.no_grad():
+        other.unet.conv_in.weight.mul_(1.03)  # a fine-tune's change, beyond rounding
+    with pytest.raises(ValueError, match="trained on another base model"):
+        load_refiner(other, path)
+
+
 def test_rollout_runs_the_base_model_with_the_adapter_off(refined, tiny_sd):
     backbone, _ = refined
     fresh = tiny_sd
@@ -256,6 +309,12 @@ def test_bad_inputs_get_one_clear_error_each(refined, tiny_sd, shapes, tmp_path)
         load_refiner(shapes, path)
     with pytest.raises(FileNotFoundError, match="No NoiseRefine LoRA file"):
         load_refiner(tiny_sd, tmp_path / "missing.safetensors")
+    with safe_open(str(path), "pt") as handle:
+        metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+    tensors.pop(sorted(tensors)[0])
+    save_file(tensors, str(tmp_path / "incomplete.safetensors"), metadata=metadata)
+    with pytest.raises(ValueError, match="lacks 1 of the adapter's weights"):
+        load_refiner(copy.deepcopy(tiny_sd), tmp_path / "incomplete.safetensors")
     with pytest.raises(ValueError, match="no adapter to enable"):
         with shapes.adapter(True):
             pass

@@ -17,7 +17,7 @@ from goldennoise.backbones.cost import evaluations_per_step
 from goldennoise.checks import check_finite, check_int, check_prompts
 from goldennoise.data.prompt_sources import SHAPES_PREFIX, PromptList, load_prompts, parse_shapes_source
 from goldennoise.metrics.registry import METRICS
-from goldennoise.sampling import parse_seeds
+from goldennoise.sampling import paired_items, parse_seeds
 
 
 @dataclass
@@ -177,12 +177,14 @@ def prompt_list(config: CollectConfig) -> PromptList:
     return PromptList(list(config.prompts)).head(config.max_prompts)
 
 
-def build_items(config: CollectConfig) -> list[tuple[int, str, int]]:
-    """The collection index: ``(prompt_id, prompt, seed)`` for pair ``i``, prompt-major (prompts × seeds)."""
+def build_items(config: CollectConfig, distinct_seeds: bool = False) -> list[tuple[int, str, int]]:
+    """The collection index: ``(prompt_id, prompt, seed)`` for pair ``i``, prompt-major (prompts × seeds).
+
+    With ``distinct_seeds`` every prompt gets its own seeds (:func:`~goldennoise.sampling.paired_items`).
+    """
     source = prompt_list(config)
     if config.seeds is not None:
-        seeds = parse_seeds(config.seeds)
-        return [(p, prompt, s) for p, prompt in enumerate(source.prompts) for s in seeds]
+        return paired_items(source.prompts, parse_seeds(config.seeds), distinct_seeds)
     if source.seeds is None:
         raise ValueError("seeds is null but the prompt source gives no per-prompt seeds; set seeds, e.g. '0-3'.")
     return [(p, prompt, s) for p, (prompt, s) in enumerate(zip(source.prompts, source.seeds, strict=True))]

@@ -2,7 +2,8 @@
 
 Per item ``(prompt, seed)`` (Ahn et al., 2024, arXiv 2412.03895, Sec. 4; ``docs/noiserefine_data.md``), in batches:
 
-1. x_T: the seed's CPU noise (:func:`~goldennoise.sampling.noise_for_seeds`), stored as drawn;
+1. x_T: the seed's CPU noise (:func:`~goldennoise.sampling.noise_for_seeds`) in ``noise_dtype``, rounded to
+   ``storage_dtype`` before the teacher samples from it, so the stored x_T is exactly the teacher's;
 2. the sample's guidance scales: fixed, or drawn uniformly from the configured range by a generator seeded with the
    sample's seed (:func:`draw_scales`), so a record does not depend on its batch, shard or rank;
 3. x_0 = N'-step DDIM (η = 0) from x_T with CFG, or CFG + PAG (:mod:`goldennoise.collection.guidance`);
@@ -58,7 +59,8 @@ def teacher_batch(backbone, items: list[Item], config: TeacherConfig, schedule, 
     """
     prompts, seeds = [prompt for _, prompt, _ in items], [seed for _, _, seed in items]
     noise = noise_for_seeds(seeds, latent_shape, dtype=parse_dtype(config.noise_dtype))
-    x = noise.to(backbone.device, torch.float32)  # (B, C, h, w); sampler arithmetic in fp32
+    stored = noise.to(parse_dtype(config.storage_dtype))  # the x_T the record keeps, exactly
+    x = stored.to(backbone.device, torch.float32)  # (B, C, h, w); sampler arithmetic in fp32
     rows, cond_all, uncond_all = text or encode_unique(backbone, prompts, len(prompts))
     index = torch.tensor([rows[p] for p in prompts], device=cond_all.embeds.device)
     cond, uncond = cond_all.take(index), uncond_all.take(index)  # (B, L, D)
@@ -179,4 +181,4 @@ def collect_teacher(config: TeacherConfig) -> dict | None:
                               shard_size=config.shard_size, accelerator=config.accelerator, devices=config.devices,
                               strategy=config.strategy, progress=config.progress, unit="sample",
                               description="collect-teacher")
-    return run_job(TeacherJob(config), build_items(config), settings)
+    return run_job(TeacherJob(config), build_items(config, config.distinct_seeds), settings)

@@ -36,6 +36,9 @@ class TeacherConfig:
         prompt_split: dataset split of hub sources.
         max_prompts: keep only the first prompts.
         seeds: seed list such as ``"0-3"`` paired with every prompt; ``null`` uses the source's per-prompt seeds.
+        distinct_seeds: give every prompt its own seeds (the k-th seed of prompt p is ``seeds[k] + p · len(seeds)``),
+            so no two records share an x_T, the paper's fresh Gaussian noise per sample; false pairs every prompt
+            with the same seeds (then per-sample scale draws repeat across prompts too).
         num_steps: teacher DDIM steps N' (paper: 20).
         guidance_scale: CFG scale w (paper: 7.5 for COCO prompts, 3.0 with PAG for Pick-a-Pic).
         guidance_scale_max: if set, each sample's w is drawn uniformly from ``[guidance_scale, guidance_scale_max]``.
@@ -66,6 +69,7 @@ class TeacherConfig:
     prompt_split: str | None = None
     max_prompts: int | None = None
     seeds: str | None = "0"
+    distinct_seeds: bool = True
     num_steps: int = 20
     guidance_scale: float = 7.5
     guidance_scale_max: float | None = None

@@ -15,18 +15,9 @@ from goldennoise.checks import check_prompts
 from goldennoise.data.prompt_sources import PromptList, load_prompts
 from goldennoise.evaluation.harness import Item, MethodSpec
 from goldennoise.noise.base import SamplerSettings
-from goldennoise.sampling import parse_seeds
+from goldennoise.sampling import paired_items, parse_seeds
 
 METHOD_NAME = re.compile(r"^[A-Za-z0-9_.\- ]+$")
-
-
-def paired_items(prompts: list[str], seeds: list[int], distinct_seeds: bool) -> list[Item]:
-    """``(prompt_id, prompt, seed)`` of prompts × seeds, prompt-major.
-
-    With ``distinct_seeds`` the k-th seed of prompt p is ``seeds[k] + p · len(seeds)`` (no two pairs share a noise).
-    """
-    stride = len(seeds) if distinct_seeds else 0
-    return [(p, prompt, s + p * stride) for p, prompt in enumerate(prompts) for s in seeds]
 
 
 @dataclass

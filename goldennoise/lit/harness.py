@@ -53,7 +53,7 @@ from goldennoise.backbones import Backbone, load_backbone
 from goldennoise.checks import check_finite, check_int, check_prompts
 from goldennoise.data.integrity import save_atomic
 from goldennoise.data.prompt_sources import SHAPES_PREFIX, load_prompts, parse_shapes_source
-from goldennoise.evaluation.config import METHOD_NAME, paired_items
+from goldennoise.evaluation.config import METHOD_NAME
 from goldennoise.evaluation.grid import save_image_grid
 from goldennoise.evaluation.harness import Item, MethodSpec, evaluate_batch, generate_batch
 from goldennoise.evaluation.report import flat_rows, format_table, summarize
@@ -61,7 +61,7 @@ from goldennoise.evaluation.tracking import log_evaluation, summary_metrics
 from goldennoise.lit.noise_method import NoiseMethodModule
 from goldennoise.metrics.registry import primary_key
 from goldennoise.noise.base import Gaussian, SamplerSettings
-from goldennoise.sampling import parse_seeds
+from goldennoise.sampling import paired_items, parse_seeds
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from goldennoise.sampling.inversion import (
     inverter_calls_per_step,
     make_inverter,
 )
-from goldennoise.sampling.rng import SEED_MAX, check_seed, noise_for_seeds, parse_seeds
+from goldennoise.sampling.rng import SEED_MAX, check_seed, noise_for_seeds, paired_items, parse_seeds
 
 __all__ = [
     "DDIMSchedule",
@@ -58,6 +58,7 @@ __all__ = [
     "invert_ddim",
     "make_inverter",
     "noise_for_seeds",
+    "paired_items",
     "parse_seeds",
     "redenoise",
     "redenoise_step",

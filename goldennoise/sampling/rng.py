@@ -80,3 +80,12 @@ def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
     if not seeds:
         raise ValueError(f"The seed specification {spec!r} names no seeds.")
     return seeds
+
+
+def paired_items(prompts: list[str], seeds: list[int], distinct_seeds: bool) -> list[tuple[int, str, int]]:
+    """``(prompt_id, prompt, seed)`` of prompts × seeds, prompt-major.
+
+    With ``distinct_seeds`` the k-th seed of prompt p is ``seeds[k] + p · len(seeds)`` (no two pairs share a noise).
+    """
+    stride = len(seeds) if distinct_seeds else 0
+    return [(p, prompt, s + p * stride) for p, prompt in enumerate(prompts) for s in seeds]

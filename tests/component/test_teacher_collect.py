@@ -75,8 +75,30 @@ def test_cfg_records_are_guided_ddim_samples_of_their_stored_noise(cfg_run, tiny
         assert record["guidance"] == {"cfg": 3.0, "pag": 0.0} and set(record["scores"]) == {"hpsv2"}
 
 
+def test_every_record_gets_its_own_noise_unless_the_seeds_are_shared(tmp_path):
+    collect_teacher(config(tmp_path / "own", seeds="0"))
+    own = records(tmp_path / "own")
+    assert sorted(seed for _, _, seed in own) == [0, 1]  # prompt p draws seed 0 + p
+    first, second = (noise for noise, _, _ in own.values())
+    assert not torch.equal(first, second)
+
+    collect_teacher(config(tmp_path / "shared", seeds="0", distinct_seeds=False, guidance_scale_max=5.0))
+    shared = list(records(tmp_path / "shared").values())
+    assert torch.equal(shared[0][0], shared[1][0])  # one x_T for both prompts, as asked
+    assert shared[0][2]["guidance"] == shared[1][2]["guidance"]  # and one scale draw
+
+
+def test_the_stored_noise_is_exactly_the_one_the_teacher_sampled_from(tiny_sd):
+    settings = config(Path("unused"), seeds="0", storage_dtype="bfloat16")
+    out = teacher_module.teacher_batch(tiny_sd, [(0, PROMPTS[0], 0)], settings, tiny_sd.ddim_schedule(2), {},
+                                       tiny_sd.latent_shape(16, 16))
+    assert torch.equal(out["noise"], out["noise"].to(torch.bfloat16).float())  # what the shard keeps, losslessly
+    drawn = noise_for_seeds([0], tiny_sd.latent_shape(16, 16))
+    assert torch.equal(out["noise"], drawn.to(torch.bfloat16).float())
+
+
 def test_pag_records_equal_diffusers_pag_pipeline(tmp_path, tiny_sd, cfg_run):
-    collect_teacher(config(tmp_path, pag_scale=2.0, seeds="0"))
+    collect_teacher(config(tmp_path, pag_scale=2.0))  # the same items as cfg_run
     pipe = StableDiffusionPAGPipeline(vae=tiny_sd.vae, text_encoder=tiny_sd.text_encoders[0],
                                       tokenizer=tiny_sd.tokenizers[0], unet=tiny_sd.unet,
                                       scheduler=DDIMScheduler.from_config(tiny_sd.scheduler_config),
@@ -88,7 +110,7 @@ def test_pag_records_equal_diffusers_pag_pipeline(tmp_path, tiny_sd, cfg_run):
                         output_type="latent", height=16, width=16).images[0]
         torch.testing.assert_close(latent, expected, atol=1e-4, rtol=1e-4)
         assert record["guidance"] == {"cfg": 3.0, "pag": 2.0}
-        cfg_only = unguided_pag[(2 * index, prompt, seed)][1]  # the same prompt and seed without PAG
+        cfg_only = unguided_pag[(index, prompt, seed)][1]  # the same prompt and seed without PAG
         assert (latent - cfg_only).abs().max() > 1e-3  # PAG changes the sample
     before = dict(tiny_sd.unet.attn_processors)
     with perturbed_attention(tiny_sd.unet, ["mid"]):
@@ -106,7 +128,7 @@ def test_scale_ranges_are_drawn_per_seed_whatever_the_batch(tmp_path):
         cfg, pag = record["guidance"]["cfg"], record["guidance"]["pag"]
         assert 2.0 <= cfg <= 4.0 and 1.0 <= pag <= 3.0
         assert cfg == pytest.approx(float(draw_scales([7, seed], 2.0, 4.0, 1)[1]))  # batch-independent
-    assert len({r["guidance"]["cfg"] for _, _, r in stored.values()}) == 3  # seeds differ, so do their scales
+    assert len({r["guidance"]["cfg"] for _, _, r in stored.values()}) == 6  # every record its own seed and scale
 
 
 def test_min_score_keeps_records_at_or_above_it_and_counts_the_dropped(tmp_path, cfg_run):
@@ -169,6 +191,6 @@ def test_shipped_teacher_configs_parse(names):
         assert parsed.scorers[0].metric == "shapes_alignment"
         assert parsed.min_score == (1.0 if len(names) == 2 else None)
     else:
-        assert (parsed.guidance_scale, parsed.pag_scale, parsed.pag_layers, parsed.min_score) == (3.0, 2.0, ["mid"],
-                                                                                                  6.0)
+        assert (parsed.guidance_scale, parsed.pag_enabled, parsed.min_score) == (7.5, False, 6.0)  # the COCO recipe
+        assert parsed.prompt_source == "coco" and parsed.distinct_seeds
         assert parsed.image_size == (768 if len(names) == 2 else 512) and parsed.scorers[0].metric == "aesthetic"

@@ -1,11 +1,14 @@
 """NoiseRefine costs, as ratios measured in one run (arXiv 2412.03895, Table 2; issue 13's benchmark).
 
-1. Throughput of refine + unguided sampling ÷ CFG sampling at equal steps (paper: 1.72 on an RTX 3090 at 20 steps),
-   the refiner merged (inference default) and unmerged; at most 2N / (N + 2) = 1.82 for N = 20 when every call
-   costs the same per image (CFG: N calls at batch 2B; refined: 2 refiner calls + N calls at batch B).
+1. Throughput of refine + unguided sampling ÷ CFG sampling at equal steps, the refiner merged (inference default)
+   and unmerged; at most 2N / (N + 2) = 1.82 for N = 20 when every call costs the same per image (CFG: N calls at
+   batch 2B; refined: 2 refiner calls + N calls at batch B). The paper's 1.72 (2.589 s / 1.504 s per image, RTX 3090,
+   Table 2) is against a guided mix of 40 % CFG and 60 % CFG + PAG (PAG adds a third batch), not CFG alone.
 2. Peak memory of one MSD training step (surrogate: refiner forward + backward, N no-grad rollout steps) ÷ one UNet
-   forward + backward of the refiner at the same batch. On a GPU the CUDA peak; on the CPU the resident-set growth
-   of a fresh subprocess per measurement (coarser: allocator caching blurs it).
+   forward + backward of the refiner at the same batch. On a GPU the CUDA peak over the second run (after a
+   warm-up); on the CPU, in a fresh subprocess per measurement, the resident-set peak of the first run over the
+   resident set before it (no warm-up: a warmed-up allocator keeps the first run's peak resident, and the kernel's
+   peak counter cannot be reset; coarse).
 3. Training samples per second of the NoiseRefine module at the shapes config's settings.
 
     python benchmarks/noiserefine_throughput.py --backbone shapes --batch 32
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import subprocess
 import sys
 import time
@@ -99,8 +103,8 @@ def throughput_ratio(args: argparse.Namespace, device: torch.device) -> dict[str
 
 def module(args: argparse.Namespace, device: torch.device) -> NoiseRefineModule:
     """The training module at the benchmark's settings, on ``device``."""
-    return NoiseRefineModule(backbone=args.backbone, rank=args.rank, rollout_steps=args.rollout_steps,
-                             lr=1e-3).to(device)
+    return NoiseRefineModule(backbone=args.backbone, rank=args.rank, rollout_steps=args.rollout_steps, lr=1e-3,
+                             gradient_checkpointing=args.gradient_checkpointing).to(device)
 
 
 def fake_batch(model: NoiseRefineModule, batch: int, device: torch.device) -> dict:
@@ -111,7 +115,7 @@ def fake_batch(model: NoiseRefineModule, batch: int, device: torch.device) -> di
 
 
 def peak_of(kind: str, args: argparse.Namespace, device: torch.device) -> int:
-    """Peak bytes of one ``msd`` training step or one refiner ``fwdbwd`` (after a warm-up of the same)."""
+    """Peak bytes of one ``msd`` training step or one refiner ``fwdbwd`` (module docstring, 2: how)."""
     model = module(args, device)
     batch = fake_batch(model, args.batch, device)
     cond = model.conditioning(batch)
@@ -124,16 +128,25 @@ def peak_of(kind: str, args: argparse.Namespace, device: torch.device) -> int:
         loss.backward()
         model.zero_grad(set_to_none=True)
 
-    run()
     if device.type == "cuda":
+        run()
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
         run()
         return torch.cuda.max_memory_allocated(device) - before
-    before = process_peak_memory()
+    before = resident_memory()
     run()
     return process_peak_memory() - before
+
+
+def resident_memory() -> int:
+    """This process's resident set now, in bytes (Linux ``/proc``; elsewhere its peak so far, a higher baseline)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return process_peak_memory()
 
 
 def memory_ratio(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
@@ -150,6 +163,7 @@ def child_peak(kind: str, args: argparse.Namespace) -> int:
     """``peak_of(kind)`` in a fresh process (the CPU's resident peak cannot be reset)."""
     argv = [sys.executable, __file__, "--child", kind, "--backbone", args.backbone, "--batch", str(args.batch),
             "--rank", str(args.rank), "--rollout-steps", str(args.rollout_steps)]
+    argv += ["--gradient-checkpointing"] if args.gradient_checkpointing else []
     return int(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
 
 
@@ -180,6 +194,8 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=32)
     parser.add_argument("--rollout-steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="train with the refiner call checkpointed (NoiseRefineModule(gradient_checkpointing=True))")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall time, or this process's CPU time (fairer on a shared CPU; never on a GPU)")

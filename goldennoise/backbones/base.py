@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.utils.checkpoint
 from diffusers import (
     DDIMScheduler,
     DPMSolverMultistepScheduler,
@@ -325,6 +326,29 @@ class Backbone(nn.Module):
                                  stop_network_gradient=stop_network_gradient)
 
     # --- adapters -----------------------------------------------------------------------------------------------
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the network's blocks in the backward pass instead of keeping their activations.
+
+        Each block is recomputed with the adapter in the state it had when the block ran forward (on in a refiner
+        call, off in the base model's calls), not in the state the adapter is in when the backward pass reaches it:
+        a refiner's call has switched the adapter off again long before its backward pass.
+        """
+
+        def checkpointed(block: nn.Module, *args: Any) -> Any:
+            enabled = self.adapter_enabled()
+
+            def run(*inputs: Any) -> Any:
+                with self.adapter(enabled):
+                    return block(*inputs)
+
+            return torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
+
+        self.unet.enable_gradient_checkpointing(checkpointed)
+
+    def adapter_enabled(self) -> bool:
+        """Whether the network's adapter is on (false without an adapter)."""
+        return any(not layer.disable_adapters for layer in self.adapter_layers())
 
     def adapter_layers(self) -> list[BaseTunerLayer]:
         """The UNet's PEFT adapter layers (empty without an adapter)."""

@@ -79,8 +79,9 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
         warmup_steps: linear warm-up steps.
         lr_schedule: ``constant`` or ``cosine`` (decay to ``min_lr_ratio``·lr over the fit's optimiser steps).
         min_lr_ratio: the cosine schedule's final lr as a share of ``lr``.
-        gradient_checkpointing: keep none of the refiner call's activations; recompute them in the backward pass
-            (adapter on), at the cost of one more refiner forward per step.
+        gradient_checkpointing: recompute the network's blocks in the backward pass instead of keeping their
+            activations (:meth:`~goldennoise.backbones.Backbone.enable_gradient_checkpointing`: adapter on, as in
+            the refiner call), at the cost of about one more refiner forward per step.
         spectrum_bins: rings of the radial power spectrum logged for ``x̂_T − x_T``.
     """
 
@@ -119,6 +120,8 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
                                     refiner_timestep)
         self.backbone: Backbone = load_backbone(backbone, backbone_dtype)
         inject_refiner(self.backbone, self.config)
+        if gradient_checkpointing:
+            self.backbone.enable_gradient_checkpointing()
         self.schedule = self.backbone.ddim_schedule(rollout_steps)
         self.msd_constant = msd_constant(self.backbone, self.schedule)
         self._spectrum: list[torch.Tensor] = []
@@ -176,8 +179,7 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
         if noise.shape != teacher.shape:
             raise ValueError(f"Batch noise {tuple(noise.shape)} and teacher latent {tuple(teacher.shape)} differ.")
         cond = self.conditioning(batch)
-        refined = refine(self.backbone, noise, cond, self.config,
-                         gradient_checkpointing=self.hparams.gradient_checkpointing)  # (B, C, h, w)
+        refined = refine(self.backbone, noise, cond, self.config)  # (B, C, h, w)
         if self.hparams.loss == "literal":
             loss = msd_literal_loss(self.backbone, refined, cond, teacher, self.schedule)
             return loss, refined, rollout(self.backbone, refined, cond, self.schedule)

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.utils.checkpoint
 from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
 from peft.tuners.tuners_utils import BaseTunerLayer, check_target_module_exists
 from safetensors import safe_open
@@ -167,7 +166,7 @@ def lora_parameters(backbone: Backbone) -> list[nn.Parameter]:
 
 
 def refine(backbone: Backbone, noise: torch.Tensor, cond: PromptEmbeds, config: RefinerConfig,
-           merged: Backbone | None = None, gradient_checkpointing: bool = False) -> torch.Tensor:
+           merged: Backbone | None = None) -> torch.Tensor:
     """``x̂_T = g_φ(x_T, c)`` (B, C, h, w) float32: one refiner call in the configured output form.
 
     Without ``merged`` (training): ``backbone`` carries the adapter, switched on for the refiner call and off for the
@@ -175,29 +174,16 @@ def refine(backbone: Backbone, noise: torch.Tensor, cond: PromptEmbeds, config: 
     With ``merged`` (inference, :func:`merge_refiner`): the refiner call runs ``merged``, whose network has the LoRA
     folded into its weights, and the base call runs ``backbone``, the plain base model: each call costs one plain
     network evaluation, with no PEFT wrapper on either path. Both give the same noise up to fp32 rounding.
-
-    ``gradient_checkpointing`` keeps none of the refiner call's activations: the backward pass re-runs the call, the
-    adapter switched on again inside the recomputation (the network's own per-block checkpointing would recompute
-    with the adapter off, as it is once the call has returned).
     """
     check_tensor("noise", noise, shape=("B", "C", "h", "w"))
     x = noise.float()
     t = config.refiner_timestep(backbone)
     refiner = backbone if merged is None else merged
     switch = backbone.adapter if merged is None else _no_switch
-
-    def adapted_call(x: torch.Tensor) -> torch.Tensor:
-        with switch(True):
-            if config.output == "epsilon":
-                return refiner.predict_noise(x, t, cond)
-            return refiner.network_output(x, t, cond)
-
-    if gradient_checkpointing and torch.is_grad_enabled():
-        adapted = torch.utils.checkpoint.checkpoint(adapted_call, x, use_reentrant=False)
-    else:
-        adapted = adapted_call(x)
-    if config.output == "epsilon":
-        return adapted
+    with switch(True):
+        if config.output == "epsilon":
+            return refiner.predict_noise(x, t, cond)
+        adapted = refiner.network_output(x, t, cond)
     if config.output == "literal":
         return x + adapted
     with torch.no_grad(), switch(False):

@@ -159,8 +159,9 @@ def _randomise_lora(module, seed: int = 0) -> None:
 
 
 def test_gradient_checkpointing_gives_the_same_lora_gradient():
-    """The recomputation in the backward pass runs with the adapter on, as the forward did."""
+    """Each block's recomputation in the backward pass runs with the adapter on, as its forward did."""
     plain, checkpointed = NoiseRefineModule(**FAST), NoiseRefineModule(**FAST, gradient_checkpointing=True)
+    assert checkpointed.backbone.unet.is_gradient_checkpointing and not plain.backbone.unet.is_gradient_checkpointing
     _randomise_lora(plain)
     checkpointed.backbone.load_state_dict(plain.backbone.state_dict())
     batch = next(iter(teacher_loader(teacher_records(plain.backbone, PROMPTS, [0, 1]))))

@@ -195,7 +195,7 @@ def main() -> None:
     parser.add_argument("--rollout-steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--gradient-checkpointing", action="store_true",
-                        help="train with the refiner call checkpointed (NoiseRefineModule(gradient_checkpointing=True))")
+                        help="train with gradient checkpointing (NoiseRefineModule(gradient_checkpointing=True))")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall time, or this process's CPU time (fairer on a shared CPU; never on a GPU)")

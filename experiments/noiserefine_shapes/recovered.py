@@ -5,7 +5,8 @@ Reads an evaluation's ``samples.parquet`` (methods ``gaussian``, ``cfg3`` and on
 mean exact alignment, each method's evaluations per image, and, with several refiners, each one's paired difference
 to the reference refiner (``--reference``, default ``noiserefine``), all with 95 % bootstrap CIs resampled by prompt.
 With ``--best`` it prints only the name of the refiner with the highest mean alignment (the selection of
-``candidates.py``). Usage: ``python experiments/noiserefine_shapes/recovered.py [--best] [--reference NAME] <samples.parquet> [...]``.
+``candidates.py``). Usage:
+``python experiments/noiserefine_shapes/recovered.py [--best] [--reference NAME] <samples.parquet> [...]``.
 """
 
 import argparse

@@ -312,8 +312,9 @@ def export_refiner(backbone: Backbone, config: RefinerConfig, path: str | Path, 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = get_peft_model_state_dict(backbone.unet, adapter_name=ADAPTER)
     tensors = {f"unet.{key}": value.detach().float().cpu().contiguous() for key, value in state.items()}
-    ours = {**asdict(config), "base_fingerprint": base_fingerprint(backbone), "base_signature": base_signature(backbone),
-            "backbone": backbone_name, "prediction_type": backbone.prediction_type}
+    ours = {**asdict(config), "base_fingerprint": base_fingerprint(backbone),
+            "base_signature": base_signature(backbone), "backbone": backbone_name,
+            "prediction_type": backbone.prediction_type}
     lora = {f"unet.{key}": value for key, value in config.lora_config().to_dict().items()}
     metadata = {"format": "pt", "lora_adapter_metadata": json.dumps(lora, sort_keys=True, default=list),
                 METADATA_KEY: json.dumps(ours, default=list)}

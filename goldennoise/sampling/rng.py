@@ -86,6 +86,10 @@ def paired_items(prompts: list[str], seeds: list[int], distinct_seeds: bool) -> 
     """``(prompt_id, prompt, seed)`` of prompts × seeds, prompt-major.
 
     With ``distinct_seeds`` the k-th seed of prompt p is ``seeds[k] + p · len(seeds)`` (no two pairs share a noise).
+
+    Raises:
+        ValueError: a shifted seed leaves ``0…SEED_MAX`` (before any work is done on it).
     """
     stride = len(seeds) if distinct_seeds else 0
-    return [(p, prompt, s + p * stride) for p, prompt in enumerate(prompts) for s in seeds]
+    return [(p, prompt, check_seed(s + p * stride, f"seed of prompt {p}")) for p, prompt in enumerate(prompts)
+            for s in seeds]

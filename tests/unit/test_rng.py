@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from goldennoise.sampling import SEED_MAX, noise_for_seeds, parse_seeds
+from goldennoise.sampling import SEED_MAX, noise_for_seeds, paired_items, parse_seeds
 
 
 def test_seed_noise_is_independent_of_batch():
@@ -60,3 +60,11 @@ def test_seed_range_is_what_manual_seed_takes():
     torch.Generator().manual_seed(SEED_MAX)
     with pytest.raises(ValueError, match="seed must be an integer, got 1.7"):
         noise_for_seeds([1.7], (1, 2, 2))
+
+
+def test_paired_items_give_every_prompt_its_own_seeds_and_refuse_seeds_out_of_range():
+    assert paired_items(["a", "b"], [0, 1], distinct_seeds=True) == [(0, "a", 0), (0, "a", 1), (1, "b", 2),
+                                                                     (1, "b", 3)]
+    assert paired_items(["a", "b"], [5], distinct_seeds=False) == [(0, "a", 5), (1, "b", 5)]
+    with pytest.raises(ValueError, match="seed of prompt 1"):
+        paired_items(["a", "b"], [SEED_MAX], distinct_seeds=True)

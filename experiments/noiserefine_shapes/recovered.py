@@ -5,8 +5,9 @@ Reads an evaluation's ``samples.parquet`` (methods ``gaussian``, ``cfg3`` and on
 mean exact alignment, each method's evaluations per image, and, with several refiners, each one's paired difference
 to the reference refiner (``--reference``, default ``noiserefine``), all with 95 % bootstrap CIs resampled by prompt.
 With ``--best`` it prints only the name of the refiner with the highest mean alignment (the selection of
-``candidates.py``). Usage:
-``python experiments/noiserefine_shapes/recovered.py [--best] [--reference NAME] <samples.parquet> [...]``.
+``candidates.py``). With ``--pool`` the files' pairs (disjoint evaluations of the same methods, e.g. three ranges
+of held-out scenes) make one estimate, still resampled by prompt; a pair in two files counts once. Usage:
+``python experiments/noiserefine_shapes/recovered.py [--best] [--pool] [--reference NAME] <samples.parquet> [...]``.
 """
 
 import argparse
@@ -21,12 +22,21 @@ from goldennoise.metrics.paired import paired_summary
 SCORE = "score/shapes_alignment/alignment"
 
 
-def per_method(path: str) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, float]]:
-    """Scores by method (pairs in one order), the pairs' prompt ids and each method's evaluations per image."""
-    rows = pq.read_table(path).to_pylist()
+def per_method(paths: list[str]) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, float]]:
+    """Scores by method (pairs in one order), the pairs' prompt ids and each method's evaluations per image.
+
+    Several files are read as one set of pairs. A (prompt, seed) pair in two of them (scene ranges draw the same
+    seeds, so a prompt that recurs at the same offset in two ranges is the same pair) counts once when its scores
+    agree, the same deterministic image; differing scores are refused.
+    """
+    rows = [row for path in paths for row in pq.read_table(path).to_pylist()]
     by_method: dict[str, dict[tuple, dict]] = {}
     for row in rows:
-        by_method.setdefault(row["method"], {})[(row["prompt"], row["seed"])] = row
+        pairs = by_method.setdefault(row["method"], {})
+        key = (row["prompt"], row["seed"])
+        if key in pairs and pairs[key][SCORE] != row[SCORE]:
+            raise SystemExit(f"pair {key} of method {row['method']!r} has two different scores in {', '.join(paths)}")
+        pairs[key] = row
     keys = sorted(by_method["gaussian"])
     prompts = {prompt: i for i, prompt in enumerate(sorted({p for p, _ in keys}))}
     scores = {m: torch.tensor([by_method[m][k][SCORE] for k in keys]) for m in by_method}
@@ -39,10 +49,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("samples", nargs="+", help="samples.parquet of an evaluation")
     parser.add_argument("--best", action="store_true", help="print only the refiner with the highest mean")
+    parser.add_argument("--pool", action="store_true", help="one estimate over all the files' pairs")
     parser.add_argument("--reference", default="noiserefine", help="the refiner the others are paired against")
     args = parser.parse_args()
-    for path in args.samples:
-        scores, groups, evaluations = per_method(path)
+    for paths in [args.samples] if args.pool else [[path] for path in args.samples]:
+        path = " + ".join(paths)
+        scores, groups, evaluations = per_method(paths)
         refiners = [m for m in scores if m not in ("gaussian", "cfg3")]
         means = {m: s.double().mean().item() for m, s in scores.items()}
         if args.best:

@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--reference", default="noiserefine", help="the refiner the others are paired against")
     args = parser.parse_args()
     for paths in [args.samples] if args.pool else [[path] for path in args.samples]:
-        path = " + ".join(paths)
+        label = " + ".join(paths)
         scores, groups, evaluations = per_method(paths)
         refiners = [m for m in scores if m not in ("gaussian", "cfg3")]
         means = {m: s.double().mean().item() for m, s in scores.items()}
@@ -61,12 +61,12 @@ def main() -> None:
             print(max(refiners, key=means.__getitem__))
             continue
         shares = {m: gain_share(scores["gaussian"], scores["cfg3"], scores[m], groups) for m in refiners}
-        report = {"samples": path, "means": means, "evaluations_per_image": evaluations}
+        report = {"samples": label, "means": means, "evaluations_per_image": evaluations}
         if refiners == ["noiserefine"]:
             report.update(shares["noiserefine"])
         else:
             if args.reference not in refiners:
-                parser.error(f"{path} has no refiner named {args.reference!r} (it has {', '.join(refiners)})")
+                parser.error(f"{label} has no refiner named {args.reference!r} (it has {', '.join(refiners)})")
             report["shares"] = shares
             report[f"vs_{args.reference}"] = {m: paired_summary(scores[args.reference], scores[m], groups)
                                                for m in refiners if m != args.reference}

@@ -10,6 +10,8 @@ the same path (``docs/noiserefine_data.md``). Sources (``source=``):
   ``text`` columns, the Hugging Face ``imagefolder`` convention; an optional ``seed`` column);
 * ``parquet``: a ``.parquet`` file or a folder of them, with an image column (bytes, or Hugging Face's
   ``{bytes, path}`` struct) and a caption column;
+* ``webdataset``: a WebDataset shard (``.tar``, ``.tar.gz``, ``.tgz``) or a folder of them, each sample an image
+  member beside a ``.txt`` caption (or a caption key of its ``.json``), as img2dataset writes them;
 * ``hf_dataset``: a Hugging Face dataset, a folder written by ``save_to_disk`` or a hub id (with ``hf_split``).
 
 External images are encoded once by the backbone's VAE (:meth:`~goldennoise.backbones.Backbone.encode_images`,
@@ -35,10 +37,11 @@ import csv
 import hashlib
 import io
 import json
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -58,7 +61,7 @@ from goldennoise.data.shards import Shard, iter_shards
 from goldennoise.data.teacher_store import TEACHER_FORMAT
 from goldennoise.sampling import noise_for_seeds
 
-Source = Literal["teacher", "image_folder", "parquet", "hf_dataset"]
+Source = Literal["teacher", "image_folder", "parquet", "webdataset", "hf_dataset"]
 LATENT_DIR = "latents"
 
 
@@ -119,14 +122,19 @@ def _caption_rows(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def _field(row: dict, column: str, where: str) -> object:
-    if row.get(column) in (None, ""):
+    if row.get(column) in (None, "", b""):
         raise ImagePairError(f"{where} has no {column!r} value.")
     return row[column]
 
 
-def _seed_of(row: dict, column: str | None) -> int | None:
+def _seed_of(row: dict, column: str | None, where: str) -> int | None:
     value = row.get(column) if column else None
-    return None if value in (None, "") else int(value)
+    if value in (None, "", b""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ImagePairError(f"{where} has the {column!r} value {value!r}, which is not an integer seed.") from None
 
 
 def read_image_folder(folder: Path, captions: str, file_column: str, caption_column: str,
@@ -140,7 +148,8 @@ def read_image_folder(folder: Path, captions: str, file_column: str, caption_col
         image = folder / str(_field(row, file_column, where))
         if not image.is_file():
             raise FileNotFoundError(f"{where} names the image {image}, which does not exist.")
-        yield str(image), str(_field(row, caption_column, where)), _seed_of(row, seed_column), image.read_bytes()
+        yield (str(image), str(_field(row, caption_column, where)), _seed_of(row, seed_column, where),
+               image.read_bytes())
 
 
 def _image_bytes(value: object, where: str) -> bytes:
@@ -154,15 +163,20 @@ def _image_bytes(value: object, where: str) -> bytes:
     raise ImagePairError(f"{where} holds no image bytes.")
 
 
+def _source_files(path: Path, suffixes: tuple[str, ...], kind: str) -> list[Path]:
+    """``path`` itself, or the files of the folder ``path`` ending in one of ``suffixes``, in name order."""
+    files = sorted(p for p in path.iterdir() if p.name.endswith(suffixes)) if path.is_dir() else [path]
+    if not files or not files[0].is_file():
+        raise FileNotFoundError(f"No {kind} at {path}.")
+    return files
+
+
 def read_parquet(path: Path, image_column: str, caption_column: str,
                  seed_column: str | None) -> Iterator[tuple[str, str, int | None, bytes]]:
     """Pairs of a parquet file, or of every ``*.parquet`` of a folder in name order."""
     import pyarrow.parquet as pq
 
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    if not files or not files[0].is_file():
-        raise FileNotFoundError(f"No parquet file at {path}.")
-    for file in files:
+    for file in _source_files(path, (".parquet",), "parquet file"):
         try:
             table = pq.read_table(file)
         except Exception as err:  # pyarrow raises ArrowInvalid and OSError for damaged files
@@ -173,8 +187,81 @@ def read_parquet(path: Path, image_column: str, caption_column: str,
                                  f"(it has {table.column_names}).")
         for i, row in enumerate(table.to_pylist()):
             where = f"Parquet file {file} row {i}"
-            yield (f"{file}#{i}", str(_field(row, caption_column, where)), _seed_of(row, seed_column),
+            yield (f"{file}#{i}", str(_field(row, caption_column, where)), _seed_of(row, seed_column, where),
                    _image_bytes(row[image_column], where))
+
+
+WEBDATASET_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+WEBDATASET_IMAGES = ("jpg", "jpeg", "png", "webp")
+
+
+def _webdataset_samples(file: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """``(key, {extension: bytes})`` per sample of one WebDataset shard, in the order of each key's first member.
+
+    The WebDataset convention: a sample's members share a key, the member path up to the first dot of its file name;
+    the rest of the name is the field (``0001.jpg``, ``0001.txt``, ``0001.json``). The shard is read whole before its
+    first sample is given, so a damaged archive fails before any of its samples is used.
+    """
+    samples: dict[str, dict[str, bytes]] = {}
+    try:
+        with tarfile.open(file, "r:*") as archive:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                folder, _, name = member.name.rpartition("/")
+                stem, dot, extension = name.partition(".")
+                if not dot:
+                    raise ImagePairError(f"WebDataset shard {file} member {member.name} has no extension, so no field.")
+                key = f"{folder}/{stem}" if folder else stem
+                samples.setdefault(key, {})[extension.lower()] = archive.extractfile(member).read()
+    except (tarfile.TarError, OSError, EOFError) as err:  # truncated or not a tar: ReadError, gzip's errors
+        raise ImagePairError(f"WebDataset shard {file} cannot be read ({err}).") from None
+    yield from samples.items()
+
+
+def _webdataset_row(fields: dict[str, bytes], where: str) -> dict[str, object]:
+    """A sample's columns: the keys of its ``.json`` member, then each member by extension (members win)."""
+    row: dict[str, object] = {}
+    if "json" in fields:
+        try:
+            meta = json.loads(fields["json"])
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ImagePairError(f"{where}: its .json member is not valid JSON.") from None
+        if not isinstance(meta, dict):
+            raise ImagePairError(f"{where}: its .json member is not a JSON object.")
+        row.update(meta)
+    row.update(fields)
+    return row
+
+
+def _webdataset_image(fields: dict[str, bytes], image_column: str | None, where: str) -> bytes:
+    if image_column is not None:
+        return _image_bytes(fields.get(image_column), where)
+    found = [extension for extension in fields if extension in WEBDATASET_IMAGES]
+    if len(found) != 1:
+        held = f"the images {found}" if found else f"no image ({'/'.join(WEBDATASET_IMAGES)})"
+        raise ImagePairError(f"{where} holds {held}; name the image field with image_column.")
+    return fields[found[0]]
+
+
+def _text(value: object) -> str:
+    return (value.decode() if isinstance(value, bytes) else str(value)).strip()
+
+
+def read_webdataset(path: Path, image_column: str | None, caption_column: str,
+                    seed_column: str | None) -> Iterator[tuple[str, str, int | None, bytes]]:
+    """Pairs of a WebDataset shard (``.tar``, ``.tar.gz``, ``.tgz``) or of every shard of a folder in name order.
+
+    A column is a member's extension (``txt``: the caption as UTF-8 text, surrounding whitespace dropped), else a
+    key of the sample's ``.json`` member (img2dataset writes ``caption`` and more there). The image is the
+    ``image_column`` member, by default the sample's one member with an image extension.
+    """
+    for file in _source_files(path, WEBDATASET_SUFFIXES, "WebDataset shard (.tar, .tar.gz, .tgz)"):
+        for key, fields in _webdataset_samples(file):
+            where = f"WebDataset shard {file} sample {key}"
+            row = _webdataset_row(fields, where)
+            yield (f"{file}#{key}", _text(_field(row, caption_column, where)), _seed_of(row, seed_column, where),
+                   _webdataset_image(fields, image_column, where))
 
 
 def read_hf_dataset(path: str, split: str, image_column: str, caption_column: str,
@@ -195,7 +282,7 @@ def read_hf_dataset(path: str, split: str, image_column: str, caption_column: st
         data = data.cast_column(image_column, datasets.Image(decode=False))
     for i, row in enumerate(data):
         where = f"Dataset {path} [{split}] row {i}"
-        yield (f"{path}[{split}][{i}]", str(_field(row, caption_column, where)), _seed_of(row, seed_column),
+        yield (f"{path}[{split}][{i}]", str(_field(row, caption_column, where)), _seed_of(row, seed_column, where),
                _image_bytes(row[image_column], where))
 
 
@@ -239,15 +326,18 @@ class TextImagePairDataModule(SplitDataModule):
     """Text–image pairs (teacher records or external images) for NoiseRefine; see the module docstring.
 
     Args:
-        path: the teacher folder, image folder, parquet file or folder, or dataset folder or hub id.
-        source: ``teacher``, ``image_folder``, ``parquet`` or ``hf_dataset``.
+        path: the teacher folder, image folder, parquet file or folder, WebDataset shard or folder, or dataset
+            folder or hub id.
+        source: ``teacher``, ``image_folder``, ``parquet``, ``webdataset`` or ``hf_dataset``.
         backbone: backbone of the text embeddings and (external sources) of the VAE; default: the teacher's.
         backbone_dtype: weight dtype when the backbone is loaded to build a cache.
         image_size: side in pixels every external image must have; default: the backbone's native size.
         captions: the image folder's captions file (``.jsonl`` or ``.csv``), relative to ``path``.
         file_column: the captions file's image-file column.
-        caption_column: caption column of external sources.
-        image_column: image column of parquet and Hugging Face sources.
+        caption_column: caption column of external sources; default ``txt`` for WebDataset shards (the
+            ``.txt`` member), else ``text``. A WebDataset column is a member's extension or a key of its ``.json``.
+        image_column: image column of parquet, WebDataset and Hugging Face sources; default ``image``, and for
+            WebDataset shards the sample's one member with an image extension (jpg, jpeg, png, webp).
         seed_column: optional column giving an external pair's noise seed; else a stable hash of the item.
         hf_split: split of a Hugging Face dataset.
         min_score: keep only teacher records whose ``filter_metric`` score is at least this (``None``: all).
@@ -274,8 +364,8 @@ class TextImagePairDataModule(SplitDataModule):
         image_size: int | None = None,
         captions: str = "metadata.jsonl",
         file_column: str = "file_name",
-        caption_column: str = "text",
-        image_column: str = "image",
+        caption_column: str | None = None,
+        image_column: str | None = None,
         seed_column: str | None = "seed",
         hf_split: str = "train",
         min_score: float | None = None,
@@ -292,8 +382,8 @@ class TextImagePairDataModule(SplitDataModule):
         pin_memory: bool = False,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
-        if source not in ("teacher", "image_folder", "parquet", "hf_dataset"):
-            raise ValueError(f"source must be teacher, image_folder, parquet or hf_dataset, got {source!r}.")
+        if source not in get_args(Source):
+            raise ValueError(f"source must be one of {', '.join(get_args(Source))}, got {source!r}.")
         if source != "teacher" and backbone is None:
             raise ValueError(f"source={source!r} needs backbone= (its VAE encodes the images).")
         if not 0 <= val_fraction < 1:
@@ -302,7 +392,10 @@ class TextImagePairDataModule(SplitDataModule):
             raise ValueError(f"split_by must be 'prompt' or 'item', got {split_by!r}.")
         self.path, self.source, self.backbone, self.backbone_dtype = path, source, backbone, backbone_dtype
         self.image_size, self.captions, self.file_column = image_size, captions, file_column
-        self.caption_column, self.image_column, self.seed_column = caption_column, image_column, seed_column
+        webdataset = source == "webdataset"
+        self.caption_column = caption_column or ("txt" if webdataset else "text")
+        self.image_column = image_column or (None if webdataset else "image")
+        self.seed_column = seed_column
         self.hf_split, self.min_score, self.filter_metric = hf_split, min_score, filter_metric
         self.cache_root, self.val_fraction = cache_root, val_fraction
         self.split_by, self.split_seed = split_by, split_seed
@@ -332,6 +425,8 @@ class TextImagePairDataModule(SplitDataModule):
             return read_image_folder(path, self.captions, self.file_column, self.caption_column, self.seed_column)
         if self.source == "parquet":
             return read_parquet(path, self.image_column, self.caption_column, self.seed_column)
+        if self.source == "webdataset":
+            return read_webdataset(path, self.image_column, self.caption_column, self.seed_column)
         return read_hf_dataset(self.path, self.hf_split, self.image_column, self.caption_column, self.seed_column)
 
     def _external(self, keep_bytes: bool = False) -> tuple[list[ExternalItem], dict[str, tuple[str, bytes]]]:

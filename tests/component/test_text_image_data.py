@@ -1,9 +1,10 @@
-"""TextImagePairDataModule: teacher records and external (prompt, image) pairs (image folder, parquet, a Hugging Face
-dataset saved to disk) in the batch layout NoiseRefine trains on, cached latents and embeddings, deterministic
-splits, the score filter, and one clear error per bad input."""
+"""TextImagePairDataModule: teacher records and external (prompt, image) pairs (image folder, parquet, WebDataset
+shards, a Hugging Face dataset saved to disk) in the batch layout NoiseRefine trains on, cached latents and
+embeddings, deterministic splits, the score filter, and one clear error per bad input."""
 
 import io
 import json
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +151,62 @@ def test_parquet_and_hf_dataset_pairs_match_the_images(tmp_path, tiny_sd):
     ).save_to_disk(str(tmp_path / "hf"))
     check_external(loaded(tmp_path / "hf", source="hf_dataset", backbone="tiny-sd", image_size=SIZE,
                           val_fraction=0.0), tiny_sd)
+
+
+def write_tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    """A tar archive (gzip-compressed for a .gz name) holding ``members`` in order."""
+    with tarfile.open(path, "w:gz" if path.suffix == ".gz" else "w") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_webdataset_shards_pair_each_image_with_its_caption_and_seed(tmp_path, tiny_sd):
+    """A folder of shards (.tar and .tar.gz, a key inside a folder, members of two samples interleaved), captions in
+    .txt members, a seed in .json; and one img2dataset-style shard, captions in the .json's ``caption`` key."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_tar(shards / "00000.tar", [("0.png", png(0)), ("1.png", png(1)), ("0.txt", b"a red cube\n"),
+                                     ("1.json", b'{"seed": 42}'), ("1.txt", b"a blue ball")])
+    write_tar(shards / "00001.tar.gz", [("part/2.txt", b"a gray owl"), ("part/2.png", png(2))])
+    (shards / "notes.md").write_text("not a shard")
+    module = loaded(shards, source="webdataset", backbone="tiny-sd", image_size=SIZE, val_fraction=0.0)
+    check_external(module, tiny_sd)
+    assert sorted(item.name.rsplit("#")[1] for item in module._external_items()) == ["0", "1", "part/2"]
+    members = []
+    for i, caption in enumerate(CAPTIONS):
+        meta = {"caption": caption, "url": f"https://example.org/{i}", **({"seed": 42} if i == 1 else {})}
+        members += [(f"{i:09d}.png", png(i)), (f"{i:09d}.json", json.dumps(meta).encode())]
+    single = write_tar(tmp_path / "img2dataset.tar", members)
+    check_external(loaded(single, source="webdataset", backbone="tiny-sd", image_size=SIZE, val_fraction=0.0,
+                          caption_column="caption"), tiny_sd)
+
+
+@pytest.mark.parametrize(("members", "message"), [
+    ([("0.png", b"x" * 10), ("0.txt", b"a cube")], r"Image .*00000.tar#0 cannot be read"),
+    ([("0.txt", b"a cube")], r"sample 0 holds no image \(jpg/jpeg/png/webp\); name the image field"),
+    ([("0.png", png(0)), ("0.jpg", png(0)), ("0.txt", b"a cube")], r"sample 0 holds the images \['png', 'jpg'\]"),
+    ([("0.png", png(0))], r"sample 0 has no 'txt' value"),
+    ([("0.png", png(0)), ("0.txt", b"a cube"), ("0.json", b"{seed")], r"sample 0: its .json member is not valid"),
+    ([("0.png", png(0)), ("0.txt", b"a cube"), ("0.json", b'{"seed": "x1"}')], r"'seed' value 'x1', which is not"),
+    ([("README", b"shards")], r"member README has no extension"),
+])
+def test_a_malformed_webdataset_sample_is_named(tmp_path, members, message):
+    shard = write_tar(tmp_path / "00000.tar", members)
+    with pytest.raises(ImagePairError, match=message):
+        loaded(shard, source="webdataset", backbone="tiny-sd", image_size=SIZE)
+
+
+def test_a_truncated_or_missing_webdataset_shard_is_named(tmp_path):
+    shard = write_tar(tmp_path / "00000.tar.gz", [("0.png", png(0)), ("0.txt", b"a cube")])
+    shard.write_bytes(shard.read_bytes()[:40])
+    with pytest.raises(ImagePairError, match=r"WebDataset shard .*00000.tar.gz cannot be read"):
+        loaded(shard, source="webdataset", backbone="tiny-sd", image_size=SIZE)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"No WebDataset shard \(.tar, .tar.gz, .tgz\) at .*empty"):
+        loaded(tmp_path / "empty", source="webdataset", backbone="tiny-sd", image_size=SIZE)
 
 
 def test_missing_teacher_data_is_named(tmp_path):

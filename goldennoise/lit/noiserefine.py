@@ -2,7 +2,8 @@
 
 Batches are teacher records (``TextImagePairDataModule``): ``noise`` (B, C, h, w) the Gaussian x_T, ``latent``
 (B, C, h, w) the guided teacher x_0^Guide made from it, ``prompt`` (B prompts), ``seed`` (B,), and optionally
-``prompt_embeds`` (B, L, D) cached text embeddings (else the prompts are encoded here). One training step:
+``prompt_embeds`` (B, L, D) cached text embeddings (else, or where the backbone needs more than token embeddings,
+as SDXL does, the prompts are encoded here). One training step:
 
 1. refiner call, adapter on: ``x̂_T = g_φ(x_T, c)`` (:func:`goldennoise.noise.noiserefine.refine`);
 2. adapter off, no gradients: N-step unguided DDIM ``x̂_0`` from ``SG(x̂_T)`` (:func:`goldennoise.noise.msd.rollout`);
@@ -22,6 +23,7 @@ stay fp32).
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -162,9 +164,23 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
 
     # --- steps ------------------------------------------------------------------------------------------------------
 
+    @functools.cached_property
+    def token_embeds_suffice(self) -> bool:
+        """Whether the backbone is conditioned by token embeddings alone, the part a prompt-embedding cache holds.
+
+        SDXL also needs its pooled embedding (SD3, FLUX and Hunyuan-DiT more): for such a backbone the cached
+        ``prompt_embeds`` of a batch are not enough, and :meth:`conditioning` encodes the prompts instead.
+        """
+        with torch.no_grad():
+            probe = self.backbone.encode_prompt([""])[0]
+        return probe.pooled is None and not probe.extras
+
     def conditioning(self, batch: dict[str, Any]) -> PromptEmbeds:
-        """The batch's cached per-sample prompt embeddings, else its prompts encoded now."""
-        if "prompt_embeds" in batch:
+        """The batch's cached prompt embeddings where they are the whole conditioning, else its prompts encoded now.
+
+        The text encoders are frozen, so the encoding runs without gradients.
+        """
+        if "prompt_embeds" in batch and self.token_embeds_suffice:
             embeds = batch["prompt_embeds"]
             if embeds.shape[0] != batch["noise"].shape[0]:
                 raise ValueError(f"Batch has {batch['noise'].shape[0]} noises but {embeds.shape[0]} prompt "

@@ -173,6 +173,23 @@ def test_gradient_checkpointing_gives_the_same_lora_gradient():
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(*grads, strict=True))
 
 
+def test_cached_embeddings_condition_only_a_backbone_they_fully_describe():
+    """Tiny SD trains on the batch's cached token embeddings; tiny SDXL also needs the pooled embedding, which the
+    cache does not hold, so it encodes the prompts: a batch with cached embeddings trains as one without them."""
+    sd = NoiseRefineModule(**FAST)
+    batch = next(iter(teacher_loader(teacher_records(sd.backbone, PROMPTS, [0, 1]))))
+    batch["prompt_embeds"] = torch.zeros_like(batch["prompt_embeds"])
+    assert sd.token_embeds_suffice and torch.equal(sd.conditioning(batch).embeds, batch["prompt_embeds"])
+
+    sdxl = NoiseRefineModule(**{**FAST, "backbone": "tiny-sdxl"})
+    _randomise_lora(sdxl)
+    batch = next(iter(teacher_loader(teacher_records(sdxl.backbone, PROMPTS, [0, 1]))))
+    assert not sdxl.token_embeds_suffice
+    uncached = {key: value for key, value in batch.items() if key != "prompt_embeds"}
+    loss, refined, _ = sdxl.msd_loss(batch)
+    assert torch.equal(loss, sdxl.msd_loss(uncached)[0]) and not torch.equal(refined, batch["noise"])
+
+
 def test_lora_dropout_trains_with_the_module_while_the_base_stays_in_eval_mode():
     module = NoiseRefineModule(**FAST, lora_dropout=0.5)
     _randomise_lora(module)

@@ -12,6 +12,7 @@ of held-out scenes) make one estimate, still resampled by prompt; a pair in two 
 
 import argparse
 import json
+import sys
 
 import pyarrow.parquet as pq
 import torch
@@ -27,7 +28,8 @@ def per_method(paths: list[str]) -> tuple[dict[str, torch.Tensor], torch.Tensor,
 
     Several files are read as one set of pairs. A (prompt, seed) pair in two of them (scene ranges draw the same
     seeds, so a prompt that recurs at the same offset in two ranges is the same pair) counts once when its scores
-    agree, the same deterministic image; differing scores are refused.
+    agree, the same deterministic image; differing scores are refused. A method that lacks some of the pairs (one
+    that only some of the files evaluated) is left out, and named on stderr.
     """
     rows = [row for path in paths for row in pq.read_table(path).to_pylist()]
     by_method: dict[str, dict[tuple, dict]] = {}
@@ -37,7 +39,11 @@ def per_method(paths: list[str]) -> tuple[dict[str, torch.Tensor], torch.Tensor,
         if key in pairs and pairs[key][SCORE] != row[SCORE]:
             raise SystemExit(f"pair {key} of method {row['method']!r} has two different scores in {', '.join(paths)}")
         pairs[key] = row
-    keys = sorted(by_method["gaussian"])
+    keys = sorted(set.union(*(set(pairs) for pairs in by_method.values())))
+    partial = sorted(m for m, pairs in by_method.items() if len(pairs) < len(keys))
+    if partial:  # e.g. a refiner that only one of the pooled evaluations ran
+        print(f"left out, not evaluated on every pair: {', '.join(partial)}", file=sys.stderr)
+    by_method = {m: pairs for m, pairs in by_method.items() if m not in partial}
     prompts = {prompt: i for i, prompt in enumerate(sorted({p for p, _ in keys}))}
     scores = {m: torch.tensor([by_method[m][k][SCORE] for k in keys]) for m in by_method}
     evaluations = {m: next(iter(r.values())).get("cost/evaluations", float("nan")) for m, r in by_method.items()}

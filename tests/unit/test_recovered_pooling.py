@@ -52,3 +52,15 @@ def test_a_pair_in_two_pooled_files_counts_once_and_differing_scores_are_refused
     other = _samples(tmp_path / "c.parquet", ["a red circle"], 0.4)
     with pytest.raises(SystemExit, match="two different scores"):
         recovered.per_method([first, other])
+
+
+def test_a_method_that_only_some_pooled_files_ran_is_left_out_and_named(tmp_path, capsys):
+    recovered = _script()
+    first = _samples(tmp_path / "a.parquet", ["a red circle"], 0.5)
+    second = tmp_path / "b.parquet"
+    rows = pq.read_table(_samples(second, ["a blue square"], 0.3)).to_pylist()
+    extra = [{**row, "method": "ensemble"} for row in rows if row["method"] == "noiserefine"]
+    pq.write_table(pa.Table.from_pylist(rows + extra), second)
+    scores, groups, _ = recovered.per_method([first, str(second)])
+    assert sorted(scores) == ["cfg3", "gaussian", "noiserefine"] and len(groups) == 4
+    assert "left out, not evaluated on every pair: ensemble" in capsys.readouterr().err

@@ -1,0 +1,48 @@
+"""How alike are two refiners' changes to the noise? RMS of each ``x̂_T − x_T`` and their cosine similarity.
+
+Refines the same Gaussian noises (one per scene, drawn from ``--seed``) for the prompts of shapes-world scenes with
+each refiner and prints, as JSON, the RMS of each change, of their mean (the ensemble's change, ``ensemble.py``), and
+the mean per-pair cosine similarity of the two changes. Two refiners whose changes agree closely have little error
+of their own for an ensemble to average away.
+
+    python experiments/noiserefine_shapes/agreement.py --scenes shapes:heldout:1024-1151
+"""
+
+import argparse
+import json
+
+import torch
+
+from goldennoise.backbones import load_backbone
+from goldennoise.data.prompt_sources import load_prompts
+from goldennoise.noise import NoiseContext, NoiseRefineNoise
+
+from ensemble import MEMBERS
+
+
+def rms(x: torch.Tensor) -> float:
+    return x.pow(2).mean().sqrt().item()
+
+
+def main() -> None:
+    """Print the agreement of the two refiners (default: the ensemble's members)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scenes", default="shapes:heldout:1024-1151", help="prompt source of the scenes")
+    parser.add_argument("--refiners", nargs=2, default=list(MEMBERS), help="two refiner files or shipped names")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noises")
+    args = parser.parse_args()
+    backbone = load_backbone("shapes")
+    prompts = list(load_prompts(args.scenes).prompts)
+    generator = torch.Generator().manual_seed(args.seed)
+    noise = torch.randn(len(prompts), *backbone.latent_shape(), generator=generator)  # (n, C, h, w)
+    ctx = NoiseContext.build(backbone, prompts, list(range(len(prompts))))
+    with torch.no_grad():
+        first, second = (NoiseRefineNoise(name)(noise, ctx) - noise for name in args.refiners)
+    cosine = torch.nn.functional.cosine_similarity(first.flatten(1), second.flatten(1)).mean().item()
+    print(json.dumps({"scenes": args.scenes, "refiners": args.refiners, "pairs": len(prompts),
+                      "rms": [rms(first), rms(second)], "rms_of_mean": rms((first + second) / 2),
+                      "cosine": cosine}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

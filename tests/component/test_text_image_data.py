@@ -171,7 +171,7 @@ def test_webdataset_shards_pair_each_image_with_its_caption_and_seed(tmp_path, t
     write_tar(shards / "00000.tar", [("0.png", png(0)), ("1.png", png(1)), ("0.txt", b"a red cube\n"),
                                      ("1.json", b'{"seed": 42}'), ("1.txt", b"a blue ball")])
     write_tar(shards / "00001.tar.gz", [("part/2.txt", b"a gray owl"), ("part/2.png", png(2))])
-    (shards / "notes.md").write_text("not a shard")
+    (shards / "notes.txt").write_text("not a shard")
     module = loaded(shards, source="webdataset", backbone="tiny-sd", image_size=SIZE, val_fraction=0.0)
     check_external(module, tiny_sd)
     assert sorted(item.name.rsplit("#")[1] for item in module._external_items()) == ["0", "1", "part/2"]

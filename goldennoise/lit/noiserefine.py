@@ -8,7 +8,8 @@ as SDXL does, the prompts are encoded here). One training step:
 1. refiner call, adapter on: ``x̂_T = g_φ(x_T, c)`` (:func:`goldennoise.noise.noiserefine.refine`);
 2. adapter off, no gradients: N-step unguided DDIM ``x̂_0`` from ``SG(x̂_T)`` (:func:`goldennoise.noise.msd.rollout`);
 3. loss ``K·mean(x̂_T ⊙ SG(x̂_0 − x_0^Guide))`` (``loss="surrogate"``, default) or the literal stop-gradient unroll
-   (``loss="literal"``, same gradient, for verification); ``train/latent_mse`` is the true MSE to the teacher.
+   (``loss="literal"``, same gradient, for verification), plus an optional L2 pull of x̂_T towards x_T
+   (``delta_weight``, off as in the paper); ``train/latent_mse`` is the true MSE to the teacher.
 
 Only the LoRA weights train (AdamW); the base UNet stays frozen and, like the VAE and text encoder, out of
 checkpoints, which hold the adapter only (:class:`~goldennoise.lit.frozen.FrozenPartMixin` keeps trained
@@ -85,6 +86,11 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
             activations (:meth:`~goldennoise.backbones.Backbone.enable_gradient_checkpointing`: adapter on, as in
             the refiner call), at the cost of about one more refiner forward per step.
         spectrum_bins: rings of the radial power spectrum logged for ``x̂_T − x_T``.
+        delta_weight: weight λ of an optional regulariser ``λ·½·mean((x̂_T − x_T)²)`` added to the loss, an L2 pull
+            of the refined noise towards the Gaussian one (HyperNoise, Eyring et al., arXiv 2508.09968, uses
+            ``½‖x̂_T − x_T‖²`` as an approximation of the KL to N(0, I)). NoiseRefine has no regulariser (its change
+            stays small and low-frequency without one), so the default is 0, off; the mean matches the scale of the
+            surrogate's ``K·mean(...)``.
     """
 
     method_name = "noiserefine"
@@ -108,6 +114,7 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
         min_lr_ratio: float = 0.1,
         gradient_checkpointing: bool = False,
         spectrum_bins: int = 4,
+        delta_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -117,6 +124,8 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
         check_int("rollout_steps", rollout_steps, minimum=1)
         check_int("warmup_steps", warmup_steps, minimum=0)
         check_int("spectrum_bins", spectrum_bins, minimum=1)
+        if not (math.isfinite(delta_weight) and delta_weight >= 0):
+            raise ValueError(f"delta_weight must be a finite number >= 0, got {delta_weight}.")
         self.save_hyperparameters()
         self.config = RefinerConfig(rank, lora_alpha, lora_dropout, tuple(target_modules or DEFAULT_TARGETS), output,
                                     refiner_timestep)
@@ -196,11 +205,14 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
             raise ValueError(f"Batch noise {tuple(noise.shape)} and teacher latent {tuple(teacher.shape)} differ.")
         cond = self.conditioning(batch)
         refined = refine(self.backbone, noise, cond, self.config)  # (B, C, h, w)
+        student = rollout(self.backbone, refined, cond, self.schedule)
         if self.hparams.loss == "literal":
             loss = msd_literal_loss(self.backbone, refined, cond, teacher, self.schedule)
-            return loss, refined, rollout(self.backbone, refined, cond, self.schedule)
-        student = rollout(self.backbone, refined, cond, self.schedule)
-        return msd_surrogate_loss(refined, student, teacher, self.msd_constant), refined, student
+        else:
+            loss = msd_surrogate_loss(refined, student, teacher, self.msd_constant)
+        if self.hparams.delta_weight:
+            loss = loss + self.hparams.delta_weight * 0.5 * (refined - noise).pow(2).mean()
+        return loss, refined, student
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, refined, student = self.msd_loss(batch)

@@ -173,6 +173,29 @@ def test_gradient_checkpointing_gives_the_same_lora_gradient():
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(*grads, strict=True))
 
 
+@pytest.mark.parametrize("loss", ["surrogate", "literal"])
+def test_the_delta_regulariser_adds_half_the_mean_square_change_and_pulls_towards_the_gaussian_noise(loss):
+    plain = NoiseRefineModule(**FAST, loss=loss)
+    pulled = NoiseRefineModule(**FAST, loss=loss, delta_weight=4.0)
+    for module in (plain, pulled):
+        _randomise_lora(module)
+    batch = next(iter(teacher_loader(teacher_records(plain.backbone, PROMPTS, [0, 1]))))
+    base, refined, _ = plain.msd_loss(batch)
+    regularised = pulled.msd_loss(batch)[0]
+    change = (refined - batch["noise"]).detach()
+    torch.testing.assert_close(regularised - base, 4.0 * 0.5 * change.pow(2).mean(), rtol=1e-4, atol=1e-7)
+    for module in (plain, pulled):  # one plain SGD step on each: the regulariser shrinks the change
+        module.zero_grad()
+        module.msd_loss(batch)[0].backward()
+        with torch.no_grad():
+            for parameter in lora_parameters(module.backbone):
+                parameter -= 0.5 * parameter.grad
+    moved = [(m.msd_loss(batch)[1] - batch["noise"]).detach().pow(2).mean() for m in (plain, pulled)]
+    assert moved[1] < moved[0]
+    with pytest.raises(ValueError, match="delta_weight must be a finite number >= 0"):
+        NoiseRefineModule(**FAST, delta_weight=-1.0)
+
+
 def test_cached_embeddings_condition_only_a_backbone_they_fully_describe():
     """Tiny SD trains on the batch's cached token embeddings; tiny SDXL also needs the pooled embedding, which the
     cache does not hold, so it encodes the prompts: a batch with cached embeddings trains as one without them."""

@@ -132,8 +132,10 @@ def _seed_of(row: dict, column: str | None, where: str) -> int | None:
     if value in (None, "", b""):
         return None
     try:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ImagePairError(f"{where} has the {column!r} value {value!r}, which is not an integer seed.") from None
 
 

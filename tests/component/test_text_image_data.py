@@ -191,6 +191,7 @@ def test_webdataset_shards_pair_each_image_with_its_caption_and_seed(tmp_path, t
     ([("0.png", png(0))], r"sample 0 has no 'txt' value"),
     ([("0.png", png(0)), ("0.txt", b"a cube"), ("0.json", b"{seed")], r"sample 0: its .json member is not valid"),
     ([("0.png", png(0)), ("0.txt", b"a cube"), ("0.json", b'{"seed": "x1"}')], r"'seed' value 'x1', which is not"),
+    ([("0.png", png(0)), ("0.txt", b"a cube"), ("0.json", b'{"seed": 1.5}')], r"'seed' value 1.5, which is not"),
     ([("README", b"shards")], r"member README has no extension"),
 ])
 def test_a_malformed_webdataset_sample_is_named(tmp_path, members, message):

@@ -5,8 +5,8 @@ config's: ``ensemble``, the mean of the refined noises of the given refiner file
 ``x̂_T = x_T + (1/K)·Σ_k (g_k(x_T, c) − x_T)``, sampled without guidance like each refiner's own. Averaging
 independently trained models (Lakshminarayanan et al., 2017, arXiv 1612.01474) cuts the part of each one's error
 that is its own, which is where a refiner extrapolating to colour-shape bindings it never saw may err. Not in the
-NoiseRefine paper; it costs K + 1 refiner-time network calls instead of 2 (the base call is shared only in
-principle: each member here runs its own). Prints the evaluation table; ``recovered.py`` reads its
+NoiseRefine paper; it costs 2K refiner-time network calls instead of 2 (each member runs its own merged refiner
+and base call; sharing the base call would make it K + 1). Prints the evaluation table; ``recovered.py`` reads its
 ``samples.parquet``.
 
     python experiments/noiserefine_shapes/ensemble.py --config experiments/noiserefine_shapes/capacity.yaml \

@@ -2,9 +2,12 @@
 
 NPNet conditions on the backbone's own per-token prompt embedding (``docs/npnet.md`` §1.2: SDXL
 ``[77, 2048]``). The official training encodes on the fly and only ``prompt[0]`` of each batch (§4.1, item 1); here
-every unique prompt is encoded once by the frozen text encoders (``Backbone.encode_prompt(...)[0].embeds``) and
-stored under ``<dataset>/prompt_embeds/<backbone>/`` in parts of ``part_size`` prompts (``embeds`` (n, L, D),
-float16 by default: ≈308 KiB per SDXL prompt), with a ``manifest.json`` written last. Lookups memory-map one row.
+every unique prompt is encoded once by the frozen text encoders (``Backbone.encode_prompt(...)[0]``) and stored
+under ``<dataset>/prompt_embeds/<backbone>/`` in parts of ``part_size`` prompts, with a ``manifest.json`` written
+last. A part holds the backbone's whole conditioning, one column per tensor: ``embeds`` (n, L, D) always (float16 by
+default: ≈308 KiB per SDXL prompt), ``pooled`` (n, P) where the backbone has a pooled embedding (SDXL, SD3, FLUX),
+and ``extras.<key>`` for a family's further tensors (Hunyuan-DiT's masks and mT5 tokens; integer masks keep their
+dtype). NPNet reads ``embeds``; NoiseRefine conditions its UNet on all of them. Lookups memory-map one row.
 
 The manifest holds each part's content hash (over its embeddings and the prompts of its rows), and a cache is
 verified like a shard when it opens: a missing, truncated, changed or unhashed part is an :class:`EmbeddingCacheError`
@@ -18,6 +21,7 @@ import json
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -34,6 +38,8 @@ from goldennoise.data.integrity import (
 
 EMBED_DIR = "prompt_embeds"
 MANIFEST = "manifest.json"
+EMBEDS, POOLED, EXTRAS = "embeds", "pooled", "extras."
+"""Column names of a cache part: the token embeddings, the pooled embedding, the prefix of a family's extras."""
 
 
 class EmbeddingCacheError(CorruptFileError):
@@ -55,6 +61,15 @@ def _part_name(part: int) -> str:
     return f"part-{part:05d}.safetensors"
 
 
+def conditioning_columns(cond) -> dict[str, torch.Tensor]:
+    """A conditioning batch (a :class:`~goldennoise.backbones.PromptEmbeds`) as cache columns, each (n, ...)."""
+    columns = {EMBEDS: cond.embeds}
+    if cond.pooled is not None:
+        columns[POOLED] = cond.pooled
+    columns.update({EXTRAS + key: value for key, value in cond.extras.items()})
+    return columns
+
+
 def _part_metadata(prompts: Sequence[str]) -> dict[str, str]:
     """What a part's hash covers besides its tensor: the prompts of its rows, in order."""
     return {"prompts": json.dumps(list(prompts))}
@@ -69,22 +84,24 @@ def build_embedding_cache(dataset: str | Path, backbone_name: str, backbone, pro
     Args:
         dataset: the dataset folder.
         backbone_name: id the cache is filed under.
-        backbone: a :class:`~goldennoise.backbones.Backbone` (its ``encode_prompt`` gives ``cond.embeds``).
+        backbone: a :class:`~goldennoise.backbones.Backbone` (its ``encode_prompt`` gives the conditioning).
         prompts: the prompts to cache (duplicates are encoded once).
         batch_size: prompts per text-encoder call.
         part_size: prompts per stored part file.
-        dtype: storage dtype.
+        dtype: storage dtype of the floating columns.
 
     Returns:
         The cache folder.
     """
     return build_keyed_cache(cache_dir(dataset, backbone_name), prompts,
-                             lambda chunk: backbone.encode_prompt(chunk)[0].embeds, batch_size, part_size, dtype)
+                             lambda chunk: conditioning_columns(backbone.encode_prompt(chunk)[0]), batch_size,
+                             part_size, dtype)
 
 
 @torch.inference_mode()
-def build_keyed_cache(folder: str | Path, keys: Sequence[str], encode: Callable[[list[str]], torch.Tensor],
-                      batch_size: int = 32, part_size: int = 1024, dtype: torch.dtype = torch.float16) -> Path:
+def build_keyed_cache(folder: str | Path, keys: Sequence[str],
+                      encode: Callable[[list[str]], torch.Tensor | dict[str, torch.Tensor]], batch_size: int = 32,
+                      part_size: int = 1024, dtype: torch.dtype = torch.float16) -> Path:
     """Store ``encode(keys)`` once per unique key, in hashed parts; :class:`EmbeddingCache` reads it back by key.
 
     The keys are prompts for text embeddings, or content hashes of images for VAE latents
@@ -94,10 +111,11 @@ def build_keyed_cache(folder: str | Path, keys: Sequence[str], encode: Callable[
     Args:
         folder: the cache folder.
         keys: one string per row (duplicates are encoded once).
-        encode: ``encode(chunk of at most batch_size keys) -> (n, ...)`` tensor.
+        encode: ``encode(chunk of at most batch_size keys)``: an (n, ...) tensor (the ``embeds`` column), or columns
+            ``{name: (n, ...)}`` with ``embeds`` among them.
         batch_size: keys per ``encode`` call.
         part_size: keys per stored part file.
-        dtype: storage dtype.
+        dtype: storage dtype of the floating columns (integer ones keep theirs).
 
     Returns:
         The cache folder.
@@ -106,15 +124,24 @@ def build_keyed_cache(folder: str | Path, keys: Sequence[str], encode: Callable[
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
-    hashes = {}
+    hashes, names = {}, [EMBEDS]
     for part, start in enumerate(range(0, len(unique), part_size)):
         chunk = unique[start:start + part_size]
-        embeds = torch.cat([encode(chunk[i:i + batch_size]).to("cpu", dtype)
-                            for i in range(0, len(chunk), batch_size)])  # (n, ...)
-        hashes[_part_name(part)] = content_hash({"embeds": embeds}, _part_metadata(chunk))
-        save_atomic(folder / _part_name(part), {"embeds": embeds}, {})
-    write_json_atomic(folder / MANIFEST, {"prompts": unique, "part_size": part_size, "sha256": hashes})
+        batches = [_stored_columns(encode(chunk[i:i + batch_size]), dtype) for i in range(0, len(chunk), batch_size)]
+        names = sorted(batches[0])
+        columns = {name: torch.cat([b[name] for b in batches]) for name in names}  # each (n, ...)
+        hashes[_part_name(part)] = content_hash(columns, _part_metadata(chunk))
+        save_atomic(folder / _part_name(part), columns, {})
+    write_json_atomic(folder / MANIFEST, {"prompts": unique, "part_size": part_size, "columns": names,
+                                          "sha256": hashes})
     return folder
+
+
+def _stored_columns(encoded: torch.Tensor | dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """One ``encode`` result as CPU columns, floating ones in the storage dtype."""
+    columns = encoded if isinstance(encoded, dict) else {EMBEDS: encoded}
+    return {name: value.to("cpu", dtype) if value.is_floating_point() else value.cpu()
+            for name, value in columns.items()}
 
 
 def _read_manifest(folder: Path) -> dict:
@@ -139,16 +166,21 @@ def verify_cache(folder: Path, manifest: dict) -> None:
     Raises:
         EmbeddingCacheError: naming the first bad file.
     """
-    prompts, size = manifest["prompts"], int(manifest["part_size"])
+    prompts, size, columns = manifest["prompts"], int(manifest["part_size"]), _columns(manifest)
     for part, start in enumerate(range(0, len(prompts), size)):
         path, chunk = folder / _part_name(part), prompts[start:start + size]
         check_length(path, "Prompt-embedding cache part", EmbeddingCacheError)
         tensors = read_tensors(path)
-        if "embeds" not in tensors or len(tensors["embeds"]) != len(chunk):
+        if sorted(tensors) != columns or any(len(t) != len(chunk) for t in tensors.values()):
             raise EmbeddingCacheError(f"Prompt-embedding cache part {path} is corrupt: it does not hold "
-                                      f"{len(chunk)} rows of embeds.")
+                                      f"{len(chunk)} rows of {', '.join(columns)}.")
         verify_hash(path, tensors, _part_metadata(chunk), manifest["sha256"].get(path.name),
                     "Prompt-embedding cache part", EmbeddingCacheError)
+
+
+def _columns(manifest: dict) -> list[str]:
+    """The columns every part holds (a cache written before pooled and extras were cached holds ``embeds`` only)."""
+    return sorted(manifest.get("columns", [EMBEDS]))
 
 
 def usable_cache(folder: str | Path, prompts: Sequence[str]) -> EmbeddingCache | None:
@@ -181,7 +213,7 @@ class EmbeddingCache:
         self.folder = Path(folder)
         manifest = _read_manifest(self.folder)
         verify_cache(self.folder, manifest)
-        self.part_size = int(manifest["part_size"])
+        self.part_size, self.columns = int(manifest["part_size"]), _columns(manifest)
         self.rows = {prompt: i for i, prompt in enumerate(manifest["prompts"])}
         self._handles: dict[int, object] = {}
 
@@ -200,8 +232,25 @@ class EmbeddingCache:
             self._handles[part] = safe_open(str(self.folder / _part_name(part)), framework="pt")
         return self._handles[part]
 
+    def _row(self, key: str, column: str) -> torch.Tensor:
+        part, offset = divmod(self.rows[key], self.part_size)
+        value = self._handle(part).get_slice(column)[offset:offset + 1][0]
+        return value.float() if value.is_floating_point() else value
+
     def get(self, prompt: str) -> torch.Tensor:
         """The float32 row of one key: the embedding (L, D) of a prompt, or a cached latent (C, h, w)."""
-        row = self.rows[prompt]
-        part, offset = divmod(row, self.part_size)
-        return self._handle(part).get_slice("embeds")[offset:offset + 1][0].float()
+        return self._row(prompt, EMBEDS)
+
+    def conditioning(self, prompt: str) -> dict[str, Any]:
+        """A prompt's cached conditioning as sample fields, floating rows in float32.
+
+        ``prompt_embeds`` (L, D) always; ``pooled_prompt_embeds`` (P,) and ``prompt_extras`` ``{key: row}`` where
+        the cache holds them.
+        """
+        fields: dict[str, Any] = {"prompt_embeds": self.get(prompt)}
+        if POOLED in self.columns:
+            fields["pooled_prompt_embeds"] = self._row(prompt, POOLED)
+        extras = {c[len(EXTRAS):]: self._row(prompt, c) for c in self.columns if c.startswith(EXTRAS)}
+        if extras:
+            fields["prompt_extras"] = extras
+        return fields

@@ -25,6 +25,8 @@ Contract (with the NoiseRefine LightningModule). Every batch is a dict:
 * ``"latent"``: (B, C, h, w) float32, the target x_0 latent (unit-scaled, as the UNet sees it);
 * ``"prompt_embeds"``: (B, L, D) float32, the cached ``cond.embeds`` of ``Backbone.encode_prompt`` for each
   sample's own prompt (the key :class:`~goldennoise.data.NoisePairDataModule` uses);
+* ``"pooled_prompt_embeds"``: (B, P) float32 ``cond.pooled`` and ``"prompt_extras"`` ``{key: (B, ...)}``
+  ``cond.extras``, where the backbone has them and the cache holds them (built by this version or later);
 * ``"prompt"``: list[str] of B prompts;
 * ``"seed"``: (B,) int64.
 
@@ -318,7 +320,7 @@ class ImagePairDataset(Dataset):
         return {
             "noise": noise_for_seeds([item.seed], latent.shape)[0],  # (C, h, w)
             "latent": latent,
-            "prompt_embeds": self.embeddings.get(item.prompt),  # (L, D)
+            **self.embeddings.conditioning(item.prompt),  # prompt_embeds (L, D), pooled / extras where cached
             "prompt": item.prompt,
             "seed": item.seed,
         }

@@ -2,8 +2,9 @@
 
 Batches are teacher records (``TextImagePairDataModule``): ``noise`` (B, C, h, w) the Gaussian x_T, ``latent``
 (B, C, h, w) the guided teacher x_0^Guide made from it, ``prompt`` (B prompts), ``seed`` (B,), and optionally
-``prompt_embeds`` (B, L, D) cached text embeddings (else, or where the backbone needs more than token embeddings,
-as SDXL does, the prompts are encoded here). One training step:
+the cached conditioning ``prompt_embeds`` (B, L, D) with, where the backbone takes them, ``pooled_prompt_embeds``
+and ``prompt_extras`` (else, or where a cache lacks a part the backbone takes, the prompts are encoded here). One
+training step:
 
 1. refiner call, adapter on: ``x̂_T = g_φ(x_T, c)`` (:func:`goldennoise.noise.noiserefine.refine`);
 2. adapter off, no gradients: N-step unguided DDIM ``x̂_0`` from ``SG(x̂_T)`` (:func:`goldennoise.noise.msd.rollout`);
@@ -174,27 +175,29 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
     # --- steps ------------------------------------------------------------------------------------------------------
 
     @functools.cached_property
-    def token_embeds_suffice(self) -> bool:
-        """Whether the backbone is conditioned by token embeddings alone, the part a prompt-embedding cache holds.
+    def conditioning_parts(self) -> tuple[bool, frozenset[str]]:
+        """What the backbone's conditioning holds besides token embeddings: ``(pooled?, extras keys)``.
 
-        SDXL also needs its pooled embedding (SD3, FLUX and Hunyuan-DiT more): for such a backbone the cached
-        ``prompt_embeds`` of a batch are not enough, and :meth:`conditioning` encodes the prompts instead.
+        SD: nothing; SDXL, SD3 and FLUX: a pooled embedding; Hunyuan-DiT: extras. A batch's cached conditioning is
+        used only when it holds all of it (a cache built before pooled embeddings were cached holds tokens only).
         """
         with torch.no_grad():
             probe = self.backbone.encode_prompt([""])[0]
-        return probe.pooled is None and not probe.extras
+        return probe.pooled is not None, frozenset(probe.extras)
 
     def conditioning(self, batch: dict[str, Any]) -> PromptEmbeds:
-        """The batch's cached prompt embeddings where they are the whole conditioning, else its prompts encoded now.
+        """The batch's cached conditioning where it is complete, else its prompts encoded now.
 
         The text encoders are frozen, so the encoding runs without gradients.
         """
-        if "prompt_embeds" in batch and self.token_embeds_suffice:
-            embeds = batch["prompt_embeds"]
-            if embeds.shape[0] != batch["noise"].shape[0]:
-                raise ValueError(f"Batch has {batch['noise'].shape[0]} noises but {embeds.shape[0]} prompt "
-                                 "embeddings.")
-            return PromptEmbeds(embeds.to(self.backbone.dtype))
+        needs_pooled, extra_keys = self.conditioning_parts
+        pooled, extras = batch.get("pooled_prompt_embeds"), batch.get("prompt_extras", {})
+        if "prompt_embeds" in batch and (pooled is not None or not needs_pooled) and extra_keys <= set(extras):
+            cond = PromptEmbeds(batch["prompt_embeds"], pooled if needs_pooled else None,
+                                {key: extras[key] for key in extra_keys})
+            if len(cond) != batch["noise"].shape[0]:
+                raise ValueError(f"Batch has {batch['noise'].shape[0]} noises but {len(cond)} prompt embeddings.")
+            return cond.to(self.backbone.dtype)
         with torch.no_grad():
             return self.backbone.encode_prompt(list(batch["prompt"]))[0]
 

@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 
 from goldennoise.backbones import PromptEmbeds
 from goldennoise.backbones.tiny import tiny_sd_pipeline
+from goldennoise.data.npd_embeddings import EmbeddingCache, build_embedding_cache
 from goldennoise.evaluation.harness import MethodSpec, evaluate_batch
 from goldennoise.lit.noiserefine import NoiseRefineModule, radial_power_spectrum
 from goldennoise.noise import (
@@ -196,21 +197,37 @@ def test_the_delta_regulariser_adds_half_the_mean_square_change_and_pulls_toward
         NoiseRefineModule(**FAST, delta_weight=-1.0)
 
 
-def test_cached_embeddings_condition_only_a_backbone_they_fully_describe():
-    """Tiny SD trains on the batch's cached token embeddings; tiny SDXL also needs the pooled embedding, which the
-    cache does not hold, so it encodes the prompts: a batch with cached embeddings trains as one without them."""
+def test_cached_conditioning_is_used_only_where_it_is_complete(monkeypatch, tmp_path):
+    """Tiny SD trains on the batch's cached token embeddings. Tiny SDXL also takes the pooled embedding: a batch whose
+    cache holds tokens only (a cache built before pooled embeddings were cached) encodes its prompts, one that holds
+    both trains on them without touching the text encoders, and all three give the same loss. The cache built for SDXL
+    holds the pooled embedding."""
     sd = NoiseRefineModule(**FAST)
     batch = next(iter(teacher_loader(teacher_records(sd.backbone, PROMPTS, [0, 1]))))
     batch["prompt_embeds"] = torch.zeros_like(batch["prompt_embeds"])
-    assert sd.token_embeds_suffice and torch.equal(sd.conditioning(batch).embeds, batch["prompt_embeds"])
+    assert sd.conditioning_parts == (False, frozenset())
+    assert torch.equal(sd.conditioning(batch).embeds, batch["prompt_embeds"])
 
     sdxl = NoiseRefineModule(**{**FAST, "backbone": "tiny-sdxl"})
     _randomise_lora(sdxl)
     batch = next(iter(teacher_loader(teacher_records(sdxl.backbone, PROMPTS, [0, 1]))))
-    assert not sdxl.token_embeds_suffice
+    assert sdxl.conditioning_parts == (True, frozenset())
     uncached = {key: value for key, value in batch.items() if key != "prompt_embeds"}
     loss, refined, _ = sdxl.msd_loss(batch)
     assert torch.equal(loss, sdxl.msd_loss(uncached)[0]) and not torch.equal(refined, batch["noise"])
+
+    with torch.no_grad():
+        full = {**batch, "pooled_prompt_embeds": sdxl.backbone.encode_prompt(PROMPTS)[0].pooled}
+    cache = EmbeddingCache(build_embedding_cache(tmp_path, "tiny-sdxl", sdxl.backbone, PROMPTS))
+    cached_pooled = torch.stack([cache.conditioning(p)["pooled_prompt_embeds"] for p in PROMPTS])
+    torch.testing.assert_close(cached_pooled, full["pooled_prompt_embeds"], atol=2e-3, rtol=2e-3)  # float16
+
+    def no_encoding(prompts):
+        raise AssertionError("the text encoders ran although the batch holds the whole conditioning")
+
+    monkeypatch.setattr(sdxl.backbone, "encode_prompt", no_encoding)
+    assert torch.equal(sdxl.conditioning(full).pooled, full["pooled_prompt_embeds"])
+    assert torch.equal(sdxl.msd_loss(full)[0], loss)
 
 
 def test_lora_dropout_trains_with_the_module_while_the_base_stays_in_eval_mode():

@@ -292,3 +292,48 @@ def test_damaged_embedding_cache_names_the_file_and_prepare_data_rebuilds_it(tmp
     for i in range(len(dm.train_set)):
         item = dm.train_set[i]
         assert torch.equal(item["prompt_embeds"], torch.full((3, 5), FakeTextBackbone.code(item["prompt"])))
+
+
+class FakeFullConditioningBackbone(FakeTextBackbone):
+    """SDXL/Hunyuan-like conditioning: a pooled embedding (2,) of value -code(p) and an integer mask extra (3,)."""
+
+    def encode_prompt(self, prompts):
+        embeds = torch.stack([torch.full((3, 5), self.code(p)) for p in prompts])
+        pooled = torch.stack([torch.full((2,), -self.code(p)) for p in prompts])
+        mask = torch.stack([torch.tensor([1, 1, len(p) % 2]) for p in prompts])
+        cond = PromptEmbeds(embeds, pooled, {"mask": mask})
+        return cond, PromptEmbeds(torch.zeros_like(embeds), torch.zeros_like(pooled), {"mask": mask})
+
+
+def test_the_cache_holds_the_whole_conditioning_and_batches_carry_it(tmp_path):
+    prompts = ["a", "bb", "a", "ccc", "dd"]
+    folder = make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 5, prompts=prompts, embed=False)
+    build_embedding_cache(folder, "fake", FakeFullConditioningBackbone(), prompts, part_size=2)
+    cache = EmbeddingCache(cache_dir(folder, "fake"))
+    assert cache.columns == ["embeds", "extras.mask", "pooled"]
+    row = cache.conditioning("ccc")
+    assert torch.equal(row["pooled_prompt_embeds"], torch.full((2,), -FakeTextBackbone.code("ccc")))
+    assert row["prompt_extras"]["mask"].dtype == torch.int64 and row["prompt_extras"]["mask"].tolist() == [1, 1, 1]
+    batch = next(iter(datamodule(folder, margin=None).train_dataloader()))
+    assert batch["pooled_prompt_embeds"].shape == (4, 2) and batch["prompt_extras"]["mask"].shape == (4, 3)
+    for i, prompt in enumerate(batch["prompt"]):
+        assert torch.equal(batch["pooled_prompt_embeds"][i], torch.full((2,), -FakeTextBackbone.code(prompt)))
+
+
+def test_a_cache_part_missing_a_column_is_named_and_a_tokens_only_cache_still_reads(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    prompts = ["a", "bb", "ccc"]
+    full = build_embedding_cache(tmp_path / "full", "fake", FakeFullConditioningBackbone(), prompts, part_size=2)
+    part = full / "part-00001.safetensors"
+    tensors = load_file(part)
+    save_file({k: v for k, v in tensors.items() if k != "pooled"}, str(part))
+    with pytest.raises(EmbeddingCacheError, match=r"part-00001\.safetensors is corrupt.*embeds, extras\.mask, pooled"):
+        EmbeddingCache(full)
+
+    old = build_embedding_cache(tmp_path / "old", "fake", FakeTextBackbone(), prompts, part_size=2)
+    manifest = json.loads((old / "manifest.json").read_text())
+    assert manifest["columns"] == ["embeds"]
+    del manifest["columns"]  # as written before pooled embeddings and extras were cached
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert set(EmbeddingCache(old).conditioning("bb")) == {"prompt_embeds"}

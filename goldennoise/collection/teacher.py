@@ -158,7 +158,8 @@ class TeacherJob:
         write_json_atomic(output_dir / TEACHER_FORMAT.manifest, {**manifest, "kept": len(records), "dropped": dropped})
         prompts = [r["prompt"] for r in records]
         if c.cache_embeddings and prompts and usable_cache(cache_dir(output_dir, c.backbone), prompts) is None:
-            build_embedding_cache(output_dir, c.backbone, self.backbone, prompts, batch_size=c.batch_size)
+            build_embedding_cache(output_dir, c.backbone, self.backbone, prompts, batch_size=c.batch_size,
+                                  whole_conditioning=True)
         summary = summarize(records, dropped, stats)
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         print("Teacher data summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()))

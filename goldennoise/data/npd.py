@@ -10,9 +10,8 @@ Contract (with the NPNet LightningModule). Every batch is a dict:
 * ``"noise"``: (B, C, h, w) float32, the random source noise x_T;
 * ``"target"``: (B, C, h, w) float32, the golden noise x'_T;
 * ``"prompt_embeds"``: (B, L, D) float32, the cached ``cond.embeds`` of ``Backbone.encode_prompt`` for each
-  sample's *own* prompt (not ``prompt[0]`` of the batch, official bug: docs/npnet.md §4.1);
-* ``"pooled_prompt_embeds"`` / ``"prompt_extras"``: the rest of the cached conditioning where the backbone has it
-  (NPNet does not read them);
+  sample's *own* prompt (not ``prompt[0]`` of the batch, official bug: docs/npnet.md §4.1); NPD caches hold token
+  embeddings only (teacher caches, read by the same dataset class, hold the whole conditioning: text_image.py);
 * ``"prompt"``: list[str] of B prompts;
 * ``"seed"``: (B,) int64.
 
@@ -98,7 +97,7 @@ class NoisePairDataset(Dataset):
         return {
             "noise": handle.get_slice("noise")[row:row + 1][0].float(),  # (C, h, w)
             self.target_key: handle.get_slice(self.target_key)[row:row + 1][0].float(),  # (C, h, w)
-            **self.embeddings.conditioning(prompt),  # prompt_embeds (L, D), pooled / extras where cached
+            **self.embeddings.conditioning(prompt),  # prompt_embeds (L, D); pooled / extras where cached (teacher)
             "prompt": prompt,
             "seed": seed,
         }

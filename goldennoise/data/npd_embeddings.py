@@ -4,10 +4,11 @@ NPNet conditions on the backbone's own per-token prompt embedding (``docs/npnet.
 ``[77, 2048]``). The official training encodes on the fly and only ``prompt[0]`` of each batch (§4.1, item 1); here
 every unique prompt is encoded once by the frozen text encoders (``Backbone.encode_prompt(...)[0]``) and stored
 under ``<dataset>/prompt_embeds/<backbone>/`` in parts of ``part_size`` prompts, with a ``manifest.json`` written
-last. A part holds the backbone's whole conditioning, one column per tensor: ``embeds`` (n, L, D) always (float16 by
-default: ≈308 KiB per SDXL prompt), ``pooled`` (n, P) where the backbone has a pooled embedding (SDXL, SD3, FLUX),
-and ``extras.<key>`` for a family's further tensors (Hunyuan-DiT's masks and mT5 tokens; integer masks keep their
-dtype). NPNet reads ``embeds``; NoiseRefine conditions its UNet on all of them. Lookups memory-map one row.
+last, one column per tensor: ``embeds`` (n, L, D) (float16 by default: ≈308 KiB per SDXL prompt), all NPNet reads;
+with ``whole_conditioning`` (teacher data: NoiseRefine conditions its UNet on all of it) also ``pooled`` (n, P) where
+the backbone has a pooled embedding (SDXL, SD3, FLUX) and ``extras.<key>`` for a family's further tensors
+(Hunyuan-DiT's masks and mT5 tokens, ≈1 MiB more per prompt; integer masks keep their dtype). Lookups memory-map one
+row.
 
 The manifest holds each part's content hash (over its embeddings and the prompts of its rows), and a cache is
 verified like a shard when it opens: a missing, truncated, changed or unhashed part is an :class:`EmbeddingCacheError`
@@ -77,8 +78,8 @@ def _part_metadata(prompts: Sequence[str]) -> dict[str, str]:
 
 @torch.inference_mode()
 def build_embedding_cache(dataset: str | Path, backbone_name: str, backbone, prompts: Sequence[str],
-                          batch_size: int = 32, part_size: int = 1024,
-                          dtype: torch.dtype = torch.float16) -> Path:
+                          batch_size: int = 32, part_size: int = 1024, dtype: torch.dtype = torch.float16,
+                          whole_conditioning: bool = False) -> Path:
     """Encode each unique prompt once and store the embeddings, with a content hash per part in the manifest.
 
     Args:
@@ -89,13 +90,17 @@ def build_embedding_cache(dataset: str | Path, backbone_name: str, backbone, pro
         batch_size: prompts per text-encoder call.
         part_size: prompts per stored part file.
         dtype: storage dtype of the floating columns.
+        whole_conditioning: store the pooled embedding and extras too, not the token embeddings alone.
 
     Returns:
         The cache folder.
     """
-    return build_keyed_cache(cache_dir(dataset, backbone_name), prompts,
-                             lambda chunk: conditioning_columns(backbone.encode_prompt(chunk)[0]), batch_size,
-                             part_size, dtype)
+
+    def encode(chunk: list[str]) -> dict[str, torch.Tensor]:
+        cond = backbone.encode_prompt(chunk)[0]
+        return conditioning_columns(cond) if whole_conditioning else {EMBEDS: cond.embeds}
+
+    return build_keyed_cache(cache_dir(dataset, backbone_name), prompts, encode, batch_size, part_size, dtype)
 
 
 @torch.inference_mode()
@@ -124,15 +129,18 @@ def build_keyed_cache(folder: str | Path, keys: Sequence[str],
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
-    hashes, names = {}, [EMBEDS]
+    hashes, names = {}, None
     for part, start in enumerate(range(0, len(unique), part_size)):
         chunk = unique[start:start + part_size]
         batches = [_stored_columns(encode(chunk[i:i + batch_size]), dtype) for i in range(0, len(chunk), batch_size)]
-        names = sorted(batches[0])
+        names = names or sorted(batches[0])
+        if EMBEDS not in names or any(sorted(b) != names for b in batches):
+            raise ValueError(f"Every encoded batch must give the same columns, {EMBEDS!r} among them; got "
+                             f"{sorted({tuple(sorted(b)) for b in batches})}.")
         columns = {name: torch.cat([b[name] for b in batches]) for name in names}  # each (n, ...)
         hashes[_part_name(part)] = content_hash(columns, _part_metadata(chunk))
         save_atomic(folder / _part_name(part), columns, {})
-    write_json_atomic(folder / MANIFEST, {"prompts": unique, "part_size": part_size, "columns": names,
+    write_json_atomic(folder / MANIFEST, {"prompts": unique, "part_size": part_size, "columns": names or [EMBEDS],
                                           "sha256": hashes})
     return folder
 

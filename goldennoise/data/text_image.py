@@ -26,7 +26,8 @@ Contract (with the NoiseRefine LightningModule). Every batch is a dict:
 * ``"prompt_embeds"``: (B, L, D) float32, the cached ``cond.embeds`` of ``Backbone.encode_prompt`` for each
   sample's own prompt (the key :class:`~goldennoise.data.NoisePairDataModule` uses);
 * ``"pooled_prompt_embeds"``: (B, P) float32 ``cond.pooled`` and ``"prompt_extras"`` ``{key: (B, ...)}``
-  ``cond.extras``, where the backbone has them and the cache holds them (built by this version or later);
+  ``cond.extras`` (floating ones float32, integer masks in their dtype), where the backbone has them and the cache
+  holds them (a cache built before pooled embeddings were cached does not);
 * ``"prompt"``: list[str] of B prompts;
 * ``"seed"``: (B,) int64.
 
@@ -498,7 +499,8 @@ class TextImagePairDataModule(SplitDataModule):
             build_keyed_cache(self._latent_dir(), list(images), encode, self.embed_batch_size,
                               dtype=torch.float32)
         if need_text:
-            build_embedding_cache(self._root(), name, backbone, prompts, batch_size=self.embed_batch_size)
+            build_embedding_cache(self._root(), name, backbone, prompts, batch_size=self.embed_batch_size,
+                                  whole_conditioning=True)
 
     def _cache(self, folder: Path, keys: list[str], what: str) -> EmbeddingCache:
         try:

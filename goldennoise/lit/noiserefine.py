@@ -195,8 +195,10 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
         if "prompt_embeds" in batch and (pooled is not None or not needs_pooled) and extra_keys <= set(extras):
             cond = PromptEmbeds(batch["prompt_embeds"], pooled if needs_pooled else None,
                                 {key: extras[key] for key in extra_keys})
-            if len(cond) != batch["noise"].shape[0]:
-                raise ValueError(f"Batch has {batch['noise'].shape[0]} noises but {len(cond)} prompt embeddings.")
+            rows = {key: len(value) for key, value in
+                    {"embeds": cond.embeds, "pooled": cond.pooled, **cond.extras}.items() if value is not None}
+            if set(rows.values()) != {batch["noise"].shape[0]}:
+                raise ValueError(f"Batch has {batch['noise'].shape[0]} noises but cached conditioning rows {rows}.")
             return cond.to(self.backbone.dtype)
         with torch.no_grad():
             return self.backbone.encode_prompt(list(batch["prompt"]))[0]

@@ -19,6 +19,9 @@ from safetensors.torch import save_file
 
 from goldennoise.backbones import PromptEmbeds
 from goldennoise.backbones.tiny import tiny_sd_pipeline
+from goldennoise.collection.teacher import collect_teacher
+from goldennoise.collection.teacher_config import TeacherConfig
+from goldennoise.data import TextImagePairDataModule
 from goldennoise.data.npd_embeddings import EmbeddingCache, build_embedding_cache
 from goldennoise.evaluation.harness import MethodSpec, evaluate_batch
 from goldennoise.lit.noiserefine import NoiseRefineModule, radial_power_spectrum
@@ -218,7 +221,8 @@ def test_cached_conditioning_is_used_only_where_it_is_complete(monkeypatch, tmp_
 
     with torch.no_grad():
         full = {**batch, "pooled_prompt_embeds": sdxl.backbone.encode_prompt(PROMPTS)[0].pooled}
-    cache = EmbeddingCache(build_embedding_cache(tmp_path, "tiny-sdxl", sdxl.backbone, PROMPTS))
+    cache = EmbeddingCache(build_embedding_cache(tmp_path, "tiny-sdxl", sdxl.backbone, PROMPTS,
+                                                 whole_conditioning=True))
     cached_pooled = torch.stack([cache.conditioning(p)["pooled_prompt_embeds"] for p in PROMPTS])
     torch.testing.assert_close(cached_pooled, full["pooled_prompt_embeds"], atol=2e-3, rtol=2e-3)  # float16
 
@@ -228,6 +232,30 @@ def test_cached_conditioning_is_used_only_where_it_is_complete(monkeypatch, tmp_
     monkeypatch.setattr(sdxl.backbone, "encode_prompt", no_encoding)
     assert torch.equal(sdxl.conditioning(full).pooled, full["pooled_prompt_embeds"])
     assert torch.equal(sdxl.msd_loss(full)[0], loss)
+    with pytest.raises(ValueError, match=r"2 noises but cached conditioning rows \{'embeds': 2, 'pooled': 1\}"):
+        sdxl.conditioning({**full, "pooled_prompt_embeds": full["pooled_prompt_embeds"][:1]})
+
+
+def test_an_sdxl_teacher_collection_trains_from_its_cache_without_the_text_encoders(tmp_path, monkeypatch):
+    """collect-teacher on tiny SDXL caches the pooled embedding beside the tokens, the data module's batches carry it,
+    and the refiner's training step conditions on them alone."""
+    collect_teacher(TeacherConfig(output_dir=str(tmp_path), backbone="tiny-sdxl", prompts=PROMPTS, seeds="0",
+                                  num_steps=1, image_size=64, batch_size=2, shard_size=2, accelerator="cpu",
+                                  progress=False))
+    data = TextImagePairDataModule(str(tmp_path), batch_size=2, val_fraction=0.0, embed_device="cpu")
+    data.prepare_data()  # the collection's cache is complete: nothing is rebuilt
+    data.setup()
+    batch = next(iter(data.train_dataloader()))
+    assert batch["pooled_prompt_embeds"].shape == (2, 32)
+    module = NoiseRefineModule(**{**FAST, "backbone": "tiny-sdxl"})
+    with torch.no_grad():
+        cond = module.backbone.encode_prompt(list(batch["prompt"]))[0]
+    module.conditioning_parts  # noqa: B018 (the one probe of the text encoders, before they are shut off)
+    monkeypatch.setattr(module.backbone, "encode_prompt", lambda prompts: pytest.fail("text encoders ran"))
+    cached = module.conditioning(batch)
+    torch.testing.assert_close(cached.pooled, cond.pooled, atol=2e-3, rtol=2e-3)  # cached in float16
+    torch.testing.assert_close(cached.embeds, cond.embeds, atol=2e-3, rtol=2e-3)
+    assert torch.isfinite(module.msd_loss(batch)[0])
 
 
 def test_lora_dropout_trains_with_the_module_while_the_base_stays_in_eval_mode():

@@ -305,10 +305,14 @@ class FakeFullConditioningBackbone(FakeTextBackbone):
         return cond, PromptEmbeds(torch.zeros_like(embeds), torch.zeros_like(pooled), {"mask": mask})
 
 
-def test_the_cache_holds_the_whole_conditioning_and_batches_carry_it(tmp_path):
+def test_a_whole_conditioning_cache_holds_pooled_and_extras_and_batches_carry_them(tmp_path):
+    """Teacher caches hold the whole conditioning (NoiseRefine); NPD caches, by default, token embeddings only."""
     prompts = ["a", "bb", "a", "ccc", "dd"]
-    folder = make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 5, prompts=prompts, embed=False)
-    build_embedding_cache(folder, "fake", FakeFullConditioningBackbone(), prompts, part_size=2)
+    tokens_only = build_embedding_cache(tmp_path / "npd", "fake", FakeFullConditioningBackbone(), prompts)
+    assert EmbeddingCache(tokens_only).columns == ["embeds"]
+    folder = make_dataset(tmp_path / "teacher", [(0.0, 1.0)] * 5, prompts=prompts, embed=False)
+    build_embedding_cache(folder, "fake", FakeFullConditioningBackbone(), prompts, part_size=2,
+                          whole_conditioning=True)
     cache = EmbeddingCache(cache_dir(folder, "fake"))
     assert cache.columns == ["embeds", "extras.mask", "pooled"]
     row = cache.conditioning("ccc")
@@ -324,7 +328,8 @@ def test_a_cache_part_missing_a_column_is_named_and_a_tokens_only_cache_still_re
     from safetensors.torch import load_file, save_file
 
     prompts = ["a", "bb", "ccc"]
-    full = build_embedding_cache(tmp_path / "full", "fake", FakeFullConditioningBackbone(), prompts, part_size=2)
+    full = build_embedding_cache(tmp_path / "full", "fake", FakeFullConditioningBackbone(), prompts, part_size=2,
+                                 whole_conditioning=True)
     part = full / "part-00001.safetensors"
     tensors = load_file(part)
     save_file({k: v for k, v in tensors.items() if k != "pooled"}, str(part))
@@ -337,3 +342,16 @@ def test_a_cache_part_missing_a_column_is_named_and_a_tokens_only_cache_still_re
     del manifest["columns"]  # as written before pooled embeddings and extras were cached
     (old / "manifest.json").write_text(json.dumps(manifest))
     assert set(EmbeddingCache(old).conditioning("bb")) == {"prompt_embeds"}
+
+
+def test_an_encoder_whose_batches_disagree_on_columns_is_refused(tmp_path):
+    from goldennoise.data.npd_embeddings import build_keyed_cache
+
+    def encode(keys):
+        columns = {"embeds": torch.zeros(len(keys), 2)}
+        return columns if keys[0] == "a" else {**columns, "pooled": torch.zeros(len(keys), 1)}
+
+    with pytest.raises(ValueError, match="same columns, 'embeds' among them"):
+        build_keyed_cache(tmp_path / "c", ["a", "b"], encode, batch_size=1)
+    with pytest.raises(ValueError, match="'embeds' among them"):
+        build_keyed_cache(tmp_path / "d", ["a"], lambda keys: {"pooled": torch.zeros(len(keys), 1)})

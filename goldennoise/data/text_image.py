@@ -87,6 +87,11 @@ def stable_seed(key: str, prompt: str) -> int:
     return int(hashlib.sha256(f"{key}\n{prompt}".encode()).hexdigest()[:15], 16)
 
 
+def unit_hash(seed: int, text: str) -> float:
+    """A number in [0, 1) fixed by ``seed`` and ``text`` alone, uniform over texts (the first 64 bits of a SHA-256)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}\n{text}".encode()).digest()[:8], "big") / 2**64
+
+
 def image_key(data: bytes) -> str:
     """The cache key of an image: the SHA-256 of its file bytes."""
     return hashlib.sha256(data).hexdigest()
@@ -349,9 +354,13 @@ class TextImagePairDataModule(SplitDataModule):
         filter_metric: score ``min_score`` reads; default: the only score stored.
         cache_root: where caches of external sources go; default: ``path`` if it is a folder, else a
             ``<path>.goldennoise-cache`` folder beside it. Teacher caches live in the teacher folder.
-        val_fraction: share of the prompts (``split_by="prompt"``) or pairs (``"item"``) held out.
-        split_by: ``prompt`` (validation prompts never appear in training) or ``item``.
-        split_seed: seed of the split permutation.
+        val_fraction: share of the prompts (``split_by="prompt"`` / ``"prompt_hash"``) or pairs (``"item"``) held out.
+        split_by: ``prompt`` (validation prompts never appear in training; exactly ``val_fraction`` of them, drawn
+            by a seeded permutation of the distinct prompts, which reshuffles when prompts are added), ``prompt_hash``
+            (as ``prompt``, but each prompt's side decided by a seeded hash of the prompt alone: records added to a
+            collection later never move a prompt across, and the held-out share is ``val_fraction`` on average) or
+            ``item``.
+        split_seed: seed of the split permutation or hash.
         batch_size: pairs per batch.
         num_workers: DataLoader workers.
         embed_batch_size: prompts per text-encoder call, and images per VAE call, when building caches.
@@ -377,7 +386,7 @@ class TextImagePairDataModule(SplitDataModule):
         filter_metric: str | None = None,
         cache_root: str | None = None,
         val_fraction: float = 0.1,
-        split_by: Literal["prompt", "item"] = "prompt",
+        split_by: Literal["prompt", "prompt_hash", "item"] = "prompt",
         split_seed: int = 0,
         batch_size: int = 32,
         num_workers: int = 0,
@@ -393,8 +402,8 @@ class TextImagePairDataModule(SplitDataModule):
             raise ValueError(f"source={source!r} needs backbone= (its VAE encodes the images).")
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
-        if split_by not in ("prompt", "item"):
-            raise ValueError(f"split_by must be 'prompt' or 'item', got {split_by!r}.")
+        if split_by not in ("prompt", "prompt_hash", "item"):
+            raise ValueError(f"split_by must be 'prompt', 'prompt_hash' or 'item', got {split_by!r}.")
         self.path, self.source, self.backbone, self.backbone_dtype = path, source, backbone, backbone_dtype
         self.image_size, self.captions, self.file_column = image_size, captions, file_column
         webdataset = source == "webdataset"
@@ -549,14 +558,21 @@ class TextImagePairDataModule(SplitDataModule):
         return [(path, row, r["prompt"], int(r["seed"])) for path, row, r in records], kept
 
     def _split(self, prompts: list[str]) -> tuple[list[int], list[int]]:
-        """(validation, train) indices: a seeded permutation of the prompts (or of the pairs), first share held out."""
+        """(validation, train) indices of the pairs.
+
+        ``prompt`` / ``item``: a seeded permutation of the distinct prompts (of the pairs), its first share held out;
+        ``prompt_hash``: every prompt whose seeded :func:`unit_hash` falls below ``val_fraction`` held out.
+        """
         generator = torch.Generator().manual_seed(self.split_seed)
         if self.split_by == "item":
             order = torch.randperm(len(prompts), generator=generator).tolist()
             n_val = round(self.val_fraction * len(prompts))
             return sorted(order[:n_val]), sorted(order[n_val:])
         unique = sorted(set(prompts))
-        order = torch.randperm(len(unique), generator=generator).tolist()
-        held_out = {unique[i] for i in order[:round(self.val_fraction * len(unique))]}
+        if self.split_by == "prompt_hash":
+            held_out = {p for p in unique if unit_hash(self.split_seed, p) < self.val_fraction}
+        else:
+            order = torch.randperm(len(unique), generator=generator).tolist()
+            held_out = {unique[i] for i in order[:round(self.val_fraction * len(unique))]}
         val = [i for i, p in enumerate(prompts) if p in held_out]
         return val, [i for i, p in enumerate(prompts) if p not in held_out]

@@ -35,7 +35,7 @@ from safetensors import safe_open
 from torch.utils.data import Dataset
 
 import goldennoise.collection.config as collection  # a module, not its class: the two packages import each other
-from goldennoise.data.base import SplitDataModule
+from goldennoise.data.base import SplitBy, SplitDataModule, check_split, split_indices
 from goldennoise.data.npd_embeddings import (
     EmbeddingCache,
     EmbeddingCacheError,
@@ -121,8 +121,13 @@ class NoisePairDataModule(SplitDataModule):
         metric: score name the margin filter reads (e.g. ``"hpsv2"``); default: the only score stored.
         margin: keep a pair iff golden score − random score > margin (docs/npnet.md §2.3: official m = 0, strict);
             ``None`` keeps every pair.
-        val_fraction: share of the pairs (drawn before filtering, so the split is stable across margins) held out.
-        split_seed: seed of the train/validation permutation.
+        val_fraction: share of the pairs (or prompts) held out, drawn before filtering, so the split is stable across
+            margins.
+        split_by: ``item`` (default: a seeded permutation of the pairs), ``item_hash`` (each pair's side fixed by a
+            seeded hash of its prompt and seed, so a dataset grown later never moves a pair across), ``prompt`` or
+            ``prompt_hash`` (the same over distinct prompts: validation prompts never appear in training);
+            :func:`~goldennoise.data.base.split_indices`.
+        split_seed: seed of the split permutation or hash.
         batch_size: pairs per batch (official: 64).
         num_workers: DataLoader workers.
         backbone: backbone whose text encoders give the embeddings (built-in name, hub id or folder); needed only
@@ -148,6 +153,7 @@ class NoisePairDataModule(SplitDataModule):
         metric: str | None = None,
         margin: float | None = 0.0,
         val_fraction: float = 0.1,
+        split_by: SplitBy = "item",
         split_seed: int = 0,
         batch_size: int = 64,
         num_workers: int = 0,
@@ -160,10 +166,9 @@ class NoisePairDataModule(SplitDataModule):
         collect: collection.CollectConfig | None = None,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
-        if not 0 <= val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
+        check_split(split_by, val_fraction)
         self.path, self.metric, self.margin = Path(path), metric, margin
-        self.val_fraction, self.split_seed = val_fraction, split_seed
+        self.val_fraction, self.split_by, self.split_seed = val_fraction, split_by, split_seed
         self.backbone, self.backbone_dtype, self.embed_batch_size = backbone, backbone_dtype, embed_batch_size
         self.embed_device = embed_device
         self.on_bad_shard = on_bad_shard
@@ -250,7 +255,7 @@ class NoisePairDataModule(SplitDataModule):
         self._scanned = None  # index the new shards
 
     def setup(self, stage: str | None = None) -> None:
-        """Index the shards, split all pairs with ``split_seed``, then apply the margin filter to each split."""
+        """Index the shards, split all pairs by ``split_by``, then apply the margin filter to each split."""
         shards = self._shards()
         metric = self._metric(shards)
         embeddings = self._embedding_cache(shards)
@@ -258,10 +263,10 @@ class NoisePairDataModule(SplitDataModule):
         missing = embeddings.missing([r["prompt"] for _, _, r in pairs])
         if missing:
             raise RuntimeError(f"The embedding cache of {self.path} lacks {len(missing)} prompts; run prepare_data().")
-        order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(self.split_seed)).tolist()
-        n_val = round(self.val_fraction * len(pairs))
+        val, train = split_indices([r["prompt"] for _, _, r in pairs], [int(r["seed"]) for _, _, r in pairs],
+                                   self.split_by, self.val_fraction, self.split_seed)
         self.total_pairs = len(pairs)
-        split = {"val": sorted(order[:n_val]), "train": sorted(order[n_val:])}
+        split = {"val": val, "train": train}
         for name, indices in split.items():
             entries = [(pairs[i][0], pairs[i][1], pairs[i][2]["prompt"], int(pairs[i][2]["seed"]))
                        for i in indices if keep_pair(pairs[i][2], metric, self.margin)]

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from goldennoise.data.base import SplitDataModule
+from goldennoise.data.base import SplitBy, SplitDataModule, check_split, split_indices
 from goldennoise.data.npd import NoisePairDataset
 from goldennoise.data.npd_embeddings import (
     EmbeddingCache,
@@ -85,11 +85,6 @@ class ExternalItem:
 def stable_seed(key: str, prompt: str) -> int:
     """A seed from the image hash and the prompt: the same item gets the same noise on every machine (< 2^60)."""
     return int(hashlib.sha256(f"{key}\n{prompt}".encode()).hexdigest()[:15], 16)
-
-
-def unit_hash(seed: int, text: str) -> float:
-    """A number in [0, 1) fixed by ``seed`` and ``text`` alone, uniform over texts (the first 64 bits of a SHA-256)."""
-    return int.from_bytes(hashlib.sha256(f"{seed}\n{text}".encode()).digest()[:8], "big") / 2**64
 
 
 def image_key(data: bytes) -> str:
@@ -354,12 +349,13 @@ class TextImagePairDataModule(SplitDataModule):
         filter_metric: score ``min_score`` reads; default: the only score stored.
         cache_root: where caches of external sources go; default: ``path`` if it is a folder, else a
             ``<path>.goldennoise-cache`` folder beside it. Teacher caches live in the teacher folder.
-        val_fraction: share of the prompts (``split_by="prompt"`` / ``"prompt_hash"``) or pairs (``"item"``) held out.
+        val_fraction: share of the prompts (``split_by="prompt"`` / ``"prompt_hash"``) or pairs (``"item"`` /
+            ``"item_hash"``) held out.
         split_by: ``prompt`` (validation prompts never appear in training; exactly ``val_fraction`` of them, drawn
             by a seeded permutation of the distinct prompts, which reshuffles when prompts are added), ``prompt_hash``
             (as ``prompt``, but each prompt's side decided by a seeded hash of the prompt alone: records added to a
-            collection later never move a prompt across, and the held-out share is ``val_fraction`` on average) or
-            ``item``.
+            collection later never move a prompt across, and the held-out share is ``val_fraction`` on average),
+            ``item`` or ``item_hash`` (the same for (prompt, seed) pairs; :func:`~goldennoise.data.base.split_indices`).
         split_seed: seed of the split permutation or hash.
         batch_size: pairs per batch.
         num_workers: DataLoader workers.
@@ -386,7 +382,7 @@ class TextImagePairDataModule(SplitDataModule):
         filter_metric: str | None = None,
         cache_root: str | None = None,
         val_fraction: float = 0.1,
-        split_by: Literal["prompt", "prompt_hash", "item"] = "prompt",
+        split_by: SplitBy = "prompt",
         split_seed: int = 0,
         batch_size: int = 32,
         num_workers: int = 0,
@@ -400,10 +396,7 @@ class TextImagePairDataModule(SplitDataModule):
             raise ValueError(f"source must be one of {', '.join(get_args(Source))}, got {source!r}.")
         if source != "teacher" and backbone is None:
             raise ValueError(f"source={source!r} needs backbone= (its VAE encodes the images).")
-        if not 0 <= val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
-        if split_by not in ("prompt", "prompt_hash", "item"):
-            raise ValueError(f"split_by must be 'prompt', 'prompt_hash' or 'item', got {split_by!r}.")
+        check_split(split_by, val_fraction)
         self.path, self.source, self.backbone, self.backbone_dtype = path, source, backbone, backbone_dtype
         self.image_size, self.captions, self.file_column = image_size, captions, file_column
         webdataset = source == "webdataset"
@@ -528,14 +521,14 @@ class TextImagePairDataModule(SplitDataModule):
         if self.source == "teacher":
             entries, kept = self._teacher_entries()
             prompts = [e[2] for e in entries]
-            val, train = self._split(prompts)  # split before the filter: a stricter filter keeps the same split
+            val, train = self._split(prompts, [e[3] for e in entries])  # before the filter: a stricter one keeps it
             self.train_set = TeacherPairDataset([entries[i] for i in train if kept[i]], embeddings)
             self.val_set = TeacherPairDataset([entries[i] for i in val if kept[i]], embeddings)
         else:
             items = self._external_items()
             latents = self._cache(self._latent_dir(), [i.key for i in items], "latent")
             prompts = [i.prompt for i in items]
-            val, train = self._split(prompts)
+            val, train = self._split(prompts, [i.seed for i in items])
             self.train_set = ImagePairDataset([items[i] for i in train], latents, embeddings)
             self.val_set = ImagePairDataset([items[i] for i in val], latents, embeddings)
         self.total_pairs = len(prompts)
@@ -557,22 +550,6 @@ class TextImagePairDataModule(SplitDataModule):
             raise ValueError(f"No teacher record of {self.path} has {metric} >= {self.min_score}.")
         return [(path, row, r["prompt"], int(r["seed"])) for path, row, r in records], kept
 
-    def _split(self, prompts: list[str]) -> tuple[list[int], list[int]]:
-        """(validation, train) indices of the pairs.
-
-        ``prompt`` / ``item``: a seeded permutation of the distinct prompts (of the pairs), its first share held out;
-        ``prompt_hash``: every prompt whose seeded :func:`unit_hash` falls below ``val_fraction`` held out.
-        """
-        generator = torch.Generator().manual_seed(self.split_seed)
-        if self.split_by == "item":
-            order = torch.randperm(len(prompts), generator=generator).tolist()
-            n_val = round(self.val_fraction * len(prompts))
-            return sorted(order[:n_val]), sorted(order[n_val:])
-        unique = sorted(set(prompts))
-        if self.split_by == "prompt_hash":
-            held_out = {p for p in unique if unit_hash(self.split_seed, p) < self.val_fraction}
-        else:
-            order = torch.randperm(len(unique), generator=generator).tolist()
-            held_out = {unique[i] for i in order[:round(self.val_fraction * len(unique))]}
-        val = [i for i, p in enumerate(prompts) if p in held_out]
-        return val, [i for i, p in enumerate(prompts) if p not in held_out]
+    def _split(self, prompts: list[str], seeds: list[int]) -> tuple[list[int], list[int]]:
+        """(validation, train) indices of the pairs, by ``split_by`` (:func:`~goldennoise.data.base.split_indices`)."""
+        return split_indices(prompts, seeds, self.split_by, self.val_fraction, self.split_seed)

@@ -89,25 +89,6 @@ def test_splits_are_by_prompt_deterministic_and_stable_under_the_filter(teacher)
     assert all(records[(path, row)]["scores"]["hpsv2"] >= scores[3] for path, row, _, _ in kept)
 
 
-def test_a_prompt_hash_split_keeps_every_prompt_on_its_side_when_records_are_added():
-    """A permutation split reshuffles when a collection grows; a hash split only places the new prompts."""
-    def held_out(split_by: str, prompts: list[str], seed: int = 3) -> set[str]:
-        module = TextImagePairDataModule("unused", split_by=split_by, val_fraction=0.1, split_seed=seed)
-        val, train = module._split(prompts)
-        assert sorted(val + train) == list(range(len(prompts)))
-        assert not {prompts[i] for i in val} & {prompts[i] for i in train}
-        return {prompts[i] for i in val}
-
-    first = [f"a prompt {i % 1500}" for i in range(3000)]  # 1,500 distinct prompts, two records each
-    grown = first + [f"a prompt {i}" for i in range(1500, 2000)]
-    assert held_out("prompt_hash", grown) & set(first) == held_out("prompt_hash", first)
-    assert held_out("prompt", grown) & set(first) != held_out("prompt", first)
-    assert abs(len(held_out("prompt_hash", grown)) / 2000 - 0.1) < 0.02
-    assert held_out("prompt_hash", first, seed=4) != held_out("prompt_hash", first)
-    with pytest.raises(ValueError, match="split_by must be 'prompt', 'prompt_hash' or 'item', got 'hash'"):
-        TextImagePairDataModule("unused", split_by="hash")
-
-
 def png(seed: int, size: int = SIZE) -> bytes:
     pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
     buffer = io.BytesIO()

@@ -135,8 +135,8 @@ def build_keyed_cache(folder: str | Path, keys: Sequence[str],
         batches = [_stored_columns(encode(chunk[i:i + batch_size]), dtype) for i in range(0, len(chunk), batch_size)]
         names = names or sorted(batches[0])
         if EMBEDS not in names or any(sorted(b) != names for b in batches):
-            raise ValueError(f"Every encoded batch must give the same columns, {EMBEDS!r} among them; got "
-                             f"{sorted({tuple(sorted(b)) for b in batches})}.")
+            raise ValueError(f"Every encoded batch must give the same columns, {EMBEDS!r} among them: expected "
+                             f"{names}, got {sorted({tuple(sorted(b)) for b in batches})} in part {part}.")
         columns = {name: torch.cat([b[name] for b in batches]) for name in names}  # each (n, ...)
         hashes[_part_name(part)] = content_hash(columns, _part_metadata(chunk))
         save_atomic(folder / _part_name(part), columns, {})

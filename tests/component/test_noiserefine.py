@@ -7,13 +7,16 @@ error per bad input.
 
 import copy
 import dataclasses
+import json
 import math
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from noiserefine_data import teacher_loader, teacher_records
 from peft.tuners.tuners_utils import BaseTunerLayer
+from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -237,13 +240,29 @@ def test_cached_conditioning_is_used_only_where_it_is_complete(monkeypatch, tmp_
 
 
 def test_an_sdxl_teacher_collection_trains_from_its_cache_without_the_text_encoders(tmp_path, monkeypatch):
-    """collect-teacher on tiny SDXL caches the pooled embedding beside the tokens, the data module's batches carry it,
-    and the refiner's training step conditions on them alone."""
-    collect_teacher(TeacherConfig(output_dir=str(tmp_path), backbone="tiny-sdxl", prompts=PROMPTS, seeds="0",
-                                  num_steps=1, image_size=64, batch_size=2, shard_size=2, accelerator="cpu",
-                                  progress=False))
-    data = TextImagePairDataModule(str(tmp_path), batch_size=2, val_fraction=0.0, embed_device="cpu")
-    data.prepare_data()  # the collection's cache is complete: nothing is rebuilt
+    """collect-teacher on tiny SDXL caches the pooled embedding beside the tokens, the data module's batches carry it
+    (external images too), and the refiner's training step conditions on them alone."""
+    import goldennoise.backbones
+
+    collect_teacher(TeacherConfig(output_dir=str(tmp_path / "teacher"), backbone="tiny-sdxl", prompts=PROMPTS,
+                                  seeds="0", num_steps=1, image_size=64, batch_size=2, shard_size=2,
+                                  accelerator="cpu", progress=False))
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(len(PROMPTS)):
+        Image.fromarray(np.full((64, 64, 3), 60 * i, dtype=np.uint8)).save(images / f"{i}.png")
+    (images / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i}.png", "text": p}) + "\n"
+                                                   for i, p in enumerate(PROMPTS)))
+    external = TextImagePairDataModule(str(images), source="image_folder", backbone="tiny-sdxl", image_size=64,
+                                       batch_size=2, val_fraction=0.0, embed_device="cpu")
+    external.prepare_data()
+    external.setup()
+    assert next(iter(external.train_dataloader()))["pooled_prompt_embeds"].shape == (2, 32)
+
+    data = TextImagePairDataModule(str(tmp_path / "teacher"), batch_size=2, val_fraction=0.0, embed_device="cpu")
+    with monkeypatch.context() as patch:  # the collection's cache is complete: nothing is rebuilt
+        patch.setattr(goldennoise.backbones, "load_backbone", lambda *a, **k: pytest.fail("the cache was rebuilt"))
+        data.prepare_data()
     data.setup()
     batch = next(iter(data.train_dataloader()))
     assert batch["pooled_prompt_embeds"].shape == (2, 32)

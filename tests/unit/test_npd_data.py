@@ -344,6 +344,26 @@ def test_a_cache_part_missing_a_column_is_named_and_a_tokens_only_cache_still_re
     assert set(EmbeddingCache(old).conditioning("bb")) == {"prompt_embeds"}
 
 
+@pytest.mark.parametrize("split_by", ["prompt", "prompt_hash", "item_hash"])
+def test_the_datamodule_splits_by_prompt_or_by_a_stable_hash(tmp_path, split_by):
+    """split_by reaches the split: prompt splits keep a prompt's pairs on one side, hash splits don't move a pair
+    when the dataset grows."""
+    prompts = [f"prompt {i % 10}" for i in range(40)]
+    small = make_dataset(tmp_path / "small", [(0.0, 1.0)] * 32, prompts=prompts[:32])
+    large = make_dataset(tmp_path / "large", [(0.0, 1.0)] * 40, prompts=prompts)
+
+    def sides(folder):
+        dm = datamodule(folder, margin=None, val_fraction=0.3, split_by=split_by, split_seed=1)
+        return ({(e[2], e[3]) for e in dm.val_set.entries}, {(e[2], e[3]) for e in dm.train_set.entries})
+
+    val, train = sides(large)
+    assert val and train and len(val) + len(train) == 40
+    if split_by.startswith("prompt"):
+        assert not {p for p, _ in val} & {p for p, _ in train}
+    if split_by.endswith("hash"):
+        assert sides(small)[0] == {pair for pair in val if pair[1] < 132}  # seeds 100-131 are the small set's
+
+
 def test_an_encoder_whose_batches_disagree_on_columns_is_refused(tmp_path):
     from goldennoise.data.npd_embeddings import build_keyed_cache
 
@@ -353,5 +373,7 @@ def test_an_encoder_whose_batches_disagree_on_columns_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="same columns, 'embeds' among them"):
         build_keyed_cache(tmp_path / "c", ["a", "b"], encode, batch_size=1)
+    with pytest.raises(ValueError, match=r"expected \['embeds'\], got \[\('embeds', 'pooled'\)\] in part 1"):
+        build_keyed_cache(tmp_path / "e", ["a", "b"], encode, batch_size=1, part_size=1)
     with pytest.raises(ValueError, match="'embeds' among them"):
         build_keyed_cache(tmp_path / "d", ["a"], lambda keys: {"pooled": torch.zeros(len(keys), 1)})

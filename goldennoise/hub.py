@@ -45,6 +45,12 @@ def cached_file(repo_id: str, filename: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The cached snapshot folder of hub repo ``repo_id`` (main revision, the one holding its ``model_index.json``)."""
+    found = cached_file(repo_id, "model_index.json")
+    return found.parent if found is not None else None
+
+
 def unreachable_reason(repo_id: str, filename: str) -> str | None:
     """``None`` if the hub answers one request for the file within :func:`timeout_s`, else why not (one word)."""
     url = f"{endpoint()}/{repo_id}/resolve/main/{quote(filename)}"

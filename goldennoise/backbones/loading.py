@@ -8,6 +8,7 @@ get it.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,6 +56,13 @@ BUILTIN: dict[str, Callable[[], Backbone]] = {
 }
 """Backbones by name: random-weight tiny models of the real architectures, built in code, and ``shapes``, the
 project-trained shapes-world model (:func:`shapes_backbone`)."""
+
+TEXT_PARTS = ("text_encoder", "tokenizer")
+"""Folder-name prefixes of the components a prompt's embedding depends on (``text_encoder_2``, ``tokenizer_3`` too)."""
+IMAGE_PARTS = ("vae",)
+"""Folder-name prefix of the component an image's latent depends on."""
+SIGNATURE_CHUNK = 1 << 20
+"""Bytes read at the start, middle and end of each weight file for :func:`weights_signature`."""
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -115,6 +123,49 @@ def from_pretrained(name: str, dtype: str | torch.dtype = "float32", variant: st
         raise MissingWeightsError(
             f"A component of '{name}' is missing ({first_line}); re-download or re-save the model.") from err
     return family.from_pipeline(pipe)
+
+
+def model_folder(name: str) -> Path | None:
+    """Where ``name``'s files are: the shipped shapes folder, a local folder, or a hub id's cached snapshot.
+
+    ``None`` for the code-built tiny models and for a hub id that is not in the Hugging Face cache.
+    """
+    if name == "shapes":
+        return SHAPES_DIR
+    path = Path(name).expanduser()
+    if name not in BUILTIN and path.is_dir():
+        return path
+    return hub.cached_snapshot(name) if hub.is_hub_id(name) else None
+
+
+def weights_signature(name: str, parts: tuple[str, ...]) -> str | None:
+    """A short hash of the files of ``name``'s components whose folder name starts with one of ``parts``.
+
+    Caches of derived data (prompt embeddings: :data:`TEXT_PARTS`; image latents: :data:`IMAGE_PARTS`) store it, so
+    that a cache filed under a name whose weights have changed since (a local folder re-saved with a fine-tuned text
+    encoder, a hub id at a new revision) is recognised as stale without loading a model. Each file contributes its
+    path, size and the SHA-256 of its first, middle and last :data:`SIGNATURE_CHUNK` bytes: a fine-tune rewrites
+    every part of a weight file. A code-built tiny model is named by its name (its weights are fixed by code).
+
+    Returns:
+        The signature, or ``None`` when ``name``'s files cannot be found without fetching (a hub id not in the
+        cache, a name that is no model): callers then cannot tell and keep what they have.
+    """
+    if name in BUILTIN and name != "shapes":
+        return f"builtin:{name}"
+    folder = model_folder(name)
+    if folder is None:
+        return None
+    digest = hashlib.sha256()
+    for part in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith(parts)):
+        for file in sorted(f for f in part.rglob("*") if f.is_file()):
+            size = file.stat().st_size
+            digest.update(f"{file.relative_to(folder).as_posix()}:{size}:".encode())
+            with file.open("rb") as handle:
+                for offset in sorted({0, max(size // 2 - SIGNATURE_CHUNK // 2, 0), max(size - SIGNATURE_CHUNK, 0)}):
+                    handle.seek(offset)
+                    digest.update(handle.read(SIGNATURE_CHUNK))
+    return digest.hexdigest()[:16]
 
 
 def load_backbone(

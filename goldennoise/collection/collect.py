@@ -25,7 +25,7 @@ import torch
 from goldennoise.backbones import PromptEmbeds, load_backbone, parse_dtype
 from goldennoise.collection.config import CollectConfig, build_items, config_hash
 from goldennoise.collection.scoring import ScoreFn, build_scorers
-from goldennoise.data.npd_embeddings import build_embedding_cache, cache_dir, usable_cache
+from goldennoise.data.npd_embeddings import build_embedding_cache, cache_dir, text_signature, usable_cache
 from goldennoise.data.npd_store import NPD_FORMAT, iter_shards, write_index
 from goldennoise.data.shards import complete_shard, shard_path
 from goldennoise.engine import EngineSettings, Item, RunStats, run_job
@@ -146,7 +146,8 @@ class CollectionJob:
         records = [r for s in shards for r in s.records]
         write_index(output_dir, shards)
         prompts = [r["prompt"] for r in records]
-        if config.cache_embeddings and usable_cache(cache_dir(output_dir, config.backbone), prompts) is None:
+        if config.cache_embeddings and usable_cache(cache_dir(output_dir, config.backbone), prompts,
+                                                   text_signature(config.backbone)) is None:
             build_embedding_cache(output_dir, config.backbone, self.backbone, prompts, batch_size=config.batch_size)
         summary = summarize(records, config, stats.produced, stats.seconds)
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -31,7 +31,7 @@ from goldennoise.collection.guidance import check_pag_layers, guided_denoiser, p
 from goldennoise.collection.scoring import build_scorers
 from goldennoise.collection.teacher_config import TeacherConfig, teacher_hash
 from goldennoise.data.integrity import write_json_atomic
-from goldennoise.data.npd_embeddings import build_embedding_cache, cache_dir, usable_cache
+from goldennoise.data.npd_embeddings import build_embedding_cache, cache_dir, text_signature, usable_cache
 from goldennoise.data.shards import iter_shards, read_manifest
 from goldennoise.data.teacher_store import TEACHER_FORMAT
 from goldennoise.engine import EngineSettings, Item, RunStats, run_job
@@ -157,7 +157,8 @@ class TeacherJob:
         manifest = read_manifest(TEACHER_FORMAT, output_dir)
         write_json_atomic(output_dir / TEACHER_FORMAT.manifest, {**manifest, "kept": len(records), "dropped": dropped})
         prompts = [r["prompt"] for r in records]
-        if c.cache_embeddings and prompts and usable_cache(cache_dir(output_dir, c.backbone), prompts) is None:
+        if c.cache_embeddings and prompts and usable_cache(cache_dir(output_dir, c.backbone), prompts,
+                                                               text_signature(c.backbone)) is None:
             build_embedding_cache(output_dir, c.backbone, self.backbone, prompts, batch_size=c.batch_size,
                                   whole_conditioning=True)
         summary = summarize(records, dropped, stats)

@@ -42,6 +42,7 @@ from goldennoise.data.npd_embeddings import (
     build_embedding_cache,
     cache_dir,
     cached_backbones,
+    text_signature,
     usable_cache,
 )
 from goldennoise.data.npd_store import Shard, iter_shards
@@ -235,7 +236,7 @@ class NoisePairDataModule(SplitDataModule):
         name = self._backbone_name(shards)
         prompts = [r["prompt"] for s in shards for r in s.records]
         folder = cache_dir(self.path, name)
-        self._embeddings = usable_cache(folder, prompts)
+        self._embeddings = usable_cache(folder, prompts, text_signature(name))
         if self._embeddings is not None:
             return
         from goldennoise.backbones import load_backbone

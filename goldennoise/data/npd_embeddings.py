@@ -13,7 +13,10 @@ row.
 The manifest holds each part's content hash (over its embeddings and the prompts of its rows), and a cache is
 verified like a shard when it opens: a missing, truncated, changed or unhashed part is an :class:`EmbeddingCacheError`
 naming the file. The cache is derived data, so ``collect`` and ``NoisePairDataModule.prepare_data`` rebuild a bad one
-from the text encoders; a cache written before the hashes is rebuilt too (one text-encoder pass).
+from the text encoders; a cache written before the hashes is rebuilt too (one text-encoder pass). The manifest also
+holds the ``source`` signature of the weights it was made from
+(:func:`~goldennoise.backbones.loading.weights_signature` of the text encoders and tokenizers), and a cache whose
+backbone name now has other weights is rebuilt the same way (a cache written before the signature is kept).
 """
 
 from __future__ import annotations
@@ -100,13 +103,25 @@ def build_embedding_cache(dataset: str | Path, backbone_name: str, backbone, pro
         cond = backbone.encode_prompt(chunk)[0]
         return conditioning_columns(cond) if whole_conditioning else {EMBEDS: cond.embeds}
 
-    return build_keyed_cache(cache_dir(dataset, backbone_name), prompts, encode, batch_size, part_size, dtype)
+    return build_keyed_cache(cache_dir(dataset, backbone_name), prompts, encode, batch_size, part_size, dtype,
+                             text_signature(backbone_name))
+
+
+def text_signature(backbone_name: str) -> str | None:
+    """The signature of ``backbone_name``'s text encoders and tokenizers, or ``None`` if unknown.
+
+    :func:`~goldennoise.backbones.loading.weights_signature` of :data:`~goldennoise.backbones.loading.TEXT_PARTS`;
+    read from the files, no model is loaded.
+    """
+    from goldennoise.backbones.loading import TEXT_PARTS, weights_signature  # imports diffusers: only when asked
+
+    return weights_signature(backbone_name, TEXT_PARTS)
 
 
 @torch.inference_mode()
 def build_keyed_cache(folder: str | Path, keys: Sequence[str],
                       encode: Callable[[list[str]], torch.Tensor | dict[str, torch.Tensor]], batch_size: int = 32,
-                      part_size: int = 1024, dtype: torch.dtype = torch.float16) -> Path:
+                      part_size: int = 1024, dtype: torch.dtype = torch.float16, source: str | None = None) -> Path:
     """Store ``encode(keys)`` once per unique key, in hashed parts; :class:`EmbeddingCache` reads it back by key.
 
     The keys are prompts for text embeddings, or content hashes of images for VAE latents
@@ -121,6 +136,8 @@ def build_keyed_cache(folder: str | Path, keys: Sequence[str],
         batch_size: keys per ``encode`` call.
         part_size: keys per stored part file.
         dtype: storage dtype of the floating columns (integer ones keep theirs).
+        source: the signature of the weights ``encode`` runs (``None``: unknown), stored in the manifest;
+            :func:`usable_cache` refuses the cache for another.
 
     Returns:
         The cache folder.
@@ -141,7 +158,7 @@ def build_keyed_cache(folder: str | Path, keys: Sequence[str],
         hashes[_part_name(part)] = content_hash(columns, _part_metadata(chunk))
         save_atomic(folder / _part_name(part), columns, {})
     write_json_atomic(folder / MANIFEST, {"prompts": unique, "part_size": part_size, "columns": names or [EMBEDS],
-                                          "sha256": hashes})
+                                          "sha256": hashes, "source": source})
     return folder
 
 
@@ -191,10 +208,11 @@ def _columns(manifest: dict) -> list[str]:
     return sorted(manifest.get("columns", [EMBEDS]))
 
 
-def usable_cache(folder: str | Path, prompts: Sequence[str]) -> EmbeddingCache | None:
-    """The cache in ``folder`` if it is intact and holds every prompt, else ``None`` (a damaged one is reported).
+def usable_cache(folder: str | Path, prompts: Sequence[str], source: str | None = None) -> EmbeddingCache | None:
+    """The cache in ``folder`` if it is intact, holds every prompt and was made from ``source``, else ``None``.
 
-    Callers rebuild the cache when this returns ``None``.
+    A damaged cache, and one made from other weights than ``source`` (both signatures known), is reported in a
+    warning. Callers rebuild the cache when this returns ``None``.
     """
     folder = Path(folder)
     if not (folder / MANIFEST).is_file():
@@ -203,6 +221,10 @@ def usable_cache(folder: str | Path, prompts: Sequence[str]) -> EmbeddingCache |
         cache = EmbeddingCache(folder)
     except EmbeddingCacheError as err:
         warnings.warn(f"{err} Rebuilding it.", stacklevel=2)
+        return None
+    if None not in (source, cache.source) and cache.source != source:
+        warnings.warn(f"The cache {folder} was made from other weights (signature {cache.source}) than its "
+                      f"backbone has now ({source}). Rebuilding it.", stacklevel=2)
         return None
     return None if cache.missing(prompts) else cache
 
@@ -222,6 +244,7 @@ class EmbeddingCache:
         manifest = _read_manifest(self.folder)
         verify_cache(self.folder, manifest)
         self.part_size, self.columns = int(manifest["part_size"]), _columns(manifest)
+        self.source: str | None = manifest.get("source")  # the signature of the weights it was made from
         self.rows = {prompt: i for i, prompt in enumerate(manifest["prompts"])}
         self._handles: dict[int, object] = {}
 

@@ -18,6 +18,8 @@ External images are encoded once by the backbone's VAE (:meth:`~goldennoise.back
 posterior mean) and cached under the SHA-256 of their bytes (:func:`~goldennoise.data.npd_embeddings.build_keyed_cache`,
 the hashed part store of the prompt-embedding cache); their x_T is the Gaussian noise of the item's seed
 (:func:`~goldennoise.sampling.noise_for_seeds`), the ``seed`` column's value or a stable hash of the image and prompt.
+Both caches record the signature of the files they were made from (the VAE's; the text encoders' and tokenizers':
+:func:`~goldennoise.backbones.loading.weights_signature`) and are rebuilt when the backbone's files change.
 
 Contract (with the NoiseRefine LightningModule). Every batch is a dict:
 
@@ -58,6 +60,7 @@ from goldennoise.data.npd_embeddings import (
     build_embedding_cache,
     build_keyed_cache,
     cache_dir,
+    text_signature,
     usable_cache,
 )
 from goldennoise.data.shards import Shard, iter_shards
@@ -467,6 +470,12 @@ class TextImagePairDataModule(SplitDataModule):
     def _latent_dir(self) -> Path:
         return self._root() / LATENT_DIR / self._backbone_name().strip("/").replace("/", "--")
 
+    def _image_signature(self) -> str | None:
+        """The signature of the backbone's VAE files, which the latent cache records (``None``: unknown)."""
+        from goldennoise.backbones.loading import IMAGE_PARTS, weights_signature  # imports diffusers
+
+        return weights_signature(self._backbone_name(), IMAGE_PARTS)
+
     def _prompts(self) -> list[str]:
         if self.source == "teacher":
             return [r["prompt"] for s in self._teacher_shards() for r in s.records]
@@ -480,9 +489,9 @@ class TextImagePairDataModule(SplitDataModule):
         need_latents = False
         if self.source != "teacher":
             items, images = self._external(keep_bytes=True)  # indexes the pairs: _prompts() reuses it
-            need_latents = usable_cache(self._latent_dir(), [i.key for i in items]) is None
+            need_latents = usable_cache(self._latent_dir(), [i.key for i in items], self._image_signature()) is None
         prompts = self._prompts()
-        need_text = usable_cache(cache_dir(self._root(), name), prompts) is None
+        need_text = usable_cache(cache_dir(self._root(), name), prompts, text_signature(name)) is None
         if not (need_text or need_latents):
             return
         from goldennoise.backbones import load_backbone
@@ -499,7 +508,7 @@ class TextImagePairDataModule(SplitDataModule):
                 return backbone.encode_images(pixels.to(backbone.device)).float()  # (n, C, h, w)
 
             build_keyed_cache(self._latent_dir(), list(images), encode, self.embed_batch_size,
-                              dtype=torch.float32)
+                              dtype=torch.float32, source=self._image_signature())
         if need_text:
             build_embedding_cache(self._root(), name, backbone, prompts, batch_size=self.embed_batch_size,
                                   whole_conditioning=True)

@@ -377,3 +377,43 @@ def test_an_encoder_whose_batches_disagree_on_columns_is_refused(tmp_path):
         build_keyed_cache(tmp_path / "e", ["a", "b"], encode, batch_size=1, part_size=1)
     with pytest.raises(ValueError, match="'embeds' among them"):
         build_keyed_cache(tmp_path / "d", ["a"], lambda keys: {"pooled": torch.zeros(len(keys), 1)})
+
+
+class ShiftedTextBackbone(FakeTextBackbone):
+    """Another text encoder: every embedding 1 more than FakeTextBackbone's."""
+
+    def encode_prompt(self, prompts):
+        cond, uncond = super().encode_prompt(prompts)
+        return PromptEmbeds(cond.embeds + 1), uncond
+
+
+def test_a_cache_made_from_other_text_encoder_files_is_rebuilt(tmp_path, monkeypatch):
+    import goldennoise.backbones
+
+    model = tmp_path / "model"
+    for part, name in [("text_encoder", "model.safetensors"), ("tokenizer", "vocab.json"), ("unet", "w.bin")]:
+        (model / part).mkdir(parents=True)
+        (model / part / name).write_bytes(bytes(range(256)) * 8)
+    folder = make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 6, embed=False)
+
+    def prepared(backbone):
+        monkeypatch.setattr(goldennoise.backbones, "load_backbone", lambda *args, **kwargs: backbone)
+        return datamodule(folder, backbone=str(model), margin=None)
+
+    dm = prepared(FakeTextBackbone())
+    item = dm.train_set[0]
+    assert torch.equal(item["prompt_embeds"], torch.full((3, 5), FakeTextBackbone.code(item["prompt"])))
+    (model / "unet" / "w.bin").write_bytes(b"another unet")  # not what a prompt embedding depends on: kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert prepared(None).train_set[0]["prompt_embeds"].equal(item["prompt_embeds"])  # no backbone loaded
+    (model / "text_encoder" / "model.safetensors").write_bytes(bytes(range(256)) * 7 + bytes(256))  # fine-tuned
+    with pytest.warns(UserWarning, match="made from other weights .* Rebuilding it"):
+        dm = prepared(ShiftedTextBackbone())
+    assert dm.train_set[0]["prompt_embeds"].equal(item["prompt_embeds"] + 1)
+    manifest = json.loads((cache_dir(folder, str(model)) / "manifest.json").read_text())
+    del manifest["source"]  # a cache written before signatures: kept, nothing to compare with
+    (cache_dir(folder, str(model)) / "manifest.json").write_text(json.dumps(manifest))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert prepared(None).train_set[0]["prompt_embeds"].equal(item["prompt_embeds"] + 1)

@@ -16,15 +16,13 @@ and base call; sharing the base call would make it K + 1). Prints the evaluation
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from goldennoise.evaluation.cli import parse_config
+from goldennoise.evaluation.cli import evaluate_command
 from goldennoise.evaluation.harness import MethodSpec
-from goldennoise.evaluation.run import evaluate
 from goldennoise.noise import NoiseRefineNoise
 from goldennoise.noise.base import NoiseContext, NoiseMethod
 
@@ -56,10 +54,7 @@ class EnsembleRefiner(NoiseMethod):
 
 def main(argv: list[str]) -> None:
     """Run the evaluation with the ensemble of the two 2,160-step refiners added."""
-    config, method_params = parse_config(argv)
-    spec = MethodSpec("ensemble", EnsembleRefiner())
-    config = replace(config, methods=[*config.methods, spec])
-    evaluate(config, {**method_params, spec.name: spec.method.describe()})
+    evaluate_command(argv, [MethodSpec("ensemble", EnsembleRefiner())])
 
 
 if __name__ == "__main__":

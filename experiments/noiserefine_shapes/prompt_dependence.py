@@ -19,9 +19,8 @@ from typing import Any, Literal
 
 import torch
 
-from goldennoise.evaluation.cli import parse_config
+from goldennoise.evaluation.cli import evaluate_command
 from goldennoise.evaluation.harness import MethodSpec
-from goldennoise.evaluation.run import evaluate
 from goldennoise.noise import NoiseRefineNoise
 from goldennoise.noise.base import NoiseContext
 
@@ -53,10 +52,7 @@ class PromptSwapRefiner(NoiseRefineNoise):
 
 def main(argv: list[str]) -> None:
     """Run the evaluation with the two prompt-swapped refiners added."""
-    config, method_params = parse_config(argv)
-    swapped = [MethodSpec(f"reads_{reads}", PromptSwapRefiner(reads)) for reads in ("empty", "other")]
-    config = replace(config, methods=[*config.methods, *swapped])
-    evaluate(config, {**method_params, **{spec.name: spec.method.describe() for spec in swapped}})
+    evaluate_command(argv, [MethodSpec(f"reads_{reads}", PromptSwapRefiner(reads)) for reads in ("empty", "other")])
 
 
 if __name__ == "__main__":

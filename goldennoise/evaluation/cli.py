@@ -7,10 +7,13 @@ are given by ``class_path`` + ``init_args``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from goldennoise.config_parser import ConfigParser, parse_settings, settings_parser
 from goldennoise.evaluation.config import EvaluateConfig
+from goldennoise.evaluation.harness import MethodSpec
 
 
 def build_parser() -> ConfigParser:
@@ -27,9 +30,16 @@ def parse_config(argv: list[str]) -> tuple[EvaluateConfig, dict[str, Any]]:
     return config, method_params
 
 
-def evaluate_command(argv: list[str]) -> dict | None:
-    """Entry point registered as the ``evaluate`` subcommand; returns the summary (rank 0)."""
+def evaluate_command(argv: list[str], extra: Sequence[MethodSpec] = ()) -> dict | None:
+    """Entry point registered as the ``evaluate`` subcommand; returns the summary (rank 0).
+
+    Args:
+        argv: the command-line arguments.
+        extra: methods built in code, evaluated after the config's (an experiment's diagnostics); each is recorded in
+            MLflow by its ``describe()``.
+    """
     from goldennoise.evaluation.run import evaluate
 
     config, method_params = parse_config(argv)
-    return evaluate(config, method_params)
+    config = replace(config, methods=[*config.methods, *extra])
+    return evaluate(config, {**method_params, **{spec.name: spec.method.describe() for spec in extra}})

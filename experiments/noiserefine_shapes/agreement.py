@@ -1,26 +1,30 @@
 """How alike are two refiners' changes to the noise? RMS of each ``x̂_T − x_T`` and their cosine similarity.
 
 Refines the same Gaussian noises (one per scene, drawn from ``--seed``) for the prompts of shapes-world scenes with
-each refiner and prints, as JSON, the RMS of each change, of their mean (the ensemble's change, ``ensemble.py``), and
-the mean per-pair cosine similarity of the two changes. Two refiners whose changes agree closely have little error
-of their own for an ensemble to average away.
+each refiner and prints, as JSON, the RMS of each change, of their mean (the ensemble's change, ``ensemble.py``), the
+mean per-pair cosine similarity of the two changes, and the mean per-pair projection of the first change on the
+second, ``⟨a, b⟩ / ‖b‖²`` (1: the first goes as far along the second as the second itself). Two refiners whose changes
+agree closely have little error of their own for an ensemble to average away. ``oracle`` in place of a refiner is
+the inverted guided sample of ``oracle.py``, the noise the refiner is trained towards.
 
     python experiments/noiserefine_shapes/agreement.py --scenes shapes:heldout:1024-1151
+    python experiments/noiserefine_shapes/agreement.py --scenes shapes:heldout:0-255 --refiners shapes oracle
 """
 
 import argparse
 import json
 
 import torch
+from ensemble import MEMBERS
+from oracle import InvertedGuidedSample
 
 from goldennoise.backbones import load_backbone
 from goldennoise.data.prompt_sources import load_prompts
 from goldennoise.noise import NoiseContext, NoiseRefineNoise
 
-from ensemble import MEMBERS
-
 
 def rms(x: torch.Tensor) -> float:
+    """Root mean square of every element."""
     return x.pow(2).mean().sqrt().item()
 
 
@@ -37,11 +41,13 @@ def main() -> None:
     noise = torch.randn(len(prompts), *backbone.latent_shape(), generator=generator)  # (n, C, h, w)
     ctx = NoiseContext.build(backbone, prompts, list(range(len(prompts))))
     with torch.no_grad():
-        first, second = (NoiseRefineNoise(name)(noise, ctx) - noise for name in args.refiners)
-    cosine = torch.nn.functional.cosine_similarity(first.flatten(1), second.flatten(1)).mean().item()
+        first, second = ((InvertedGuidedSample() if name == "oracle" else NoiseRefineNoise(name))(noise, ctx) - noise
+                         for name in args.refiners)  # each (n, C, h, w)
+    a, b = first.flatten(1), second.flatten(1)
     print(json.dumps({"scenes": args.scenes, "refiners": args.refiners, "pairs": len(prompts),
                       "rms": [rms(first), rms(second)], "rms_of_mean": rms((first + second) / 2),
-                      "cosine": cosine}, indent=1))
+                      "cosine": torch.nn.functional.cosine_similarity(a, b).mean().item(),
+                      "projection": ((a * b).sum(1) / b.pow(2).sum(1)).mean().item()}, indent=1))
 
 
 if __name__ == "__main__":

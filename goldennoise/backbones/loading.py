@@ -144,28 +144,47 @@ def weights_signature(name: str, parts: tuple[str, ...]) -> str | None:
     Caches of derived data (prompt embeddings: :data:`TEXT_PARTS`; image latents: :data:`IMAGE_PARTS`) store it, so
     that a cache filed under a name whose weights have changed since (a local folder re-saved with a fine-tuned text
     encoder, a hub id at a new revision) is recognised as stale without loading a model. Each file contributes its
-    path, size and the SHA-256 of its first, middle and last :data:`SIGNATURE_CHUNK` bytes: a fine-tune rewrites
-    every part of a weight file. A code-built tiny model is named by its name (its weights are fixed by code).
+    path and its content's identity: in a hub snapshot the name of the blob it links to (the file's hash: exact);
+    otherwise its size and the SHA-256 of its first, middle and last :data:`SIGNATURE_CHUNK` bytes, which a full
+    fine-tune changes but an edit confined to other bytes of a large file (a few layers retrained in place) may not:
+    delete the cache after such an edit. A code-built tiny model is named by its name (its weights are fixed by code).
 
     Returns:
-        The signature, or ``None`` when ``name``'s files cannot be found without fetching (a hub id not in the
-        cache, a name that is no model): callers then cannot tell and keep what they have.
+        The signature, or ``None`` when ``name``'s component files cannot be found without fetching (a hub id not in
+        the cache, a folder without such components, a name that is no model): callers then cannot tell and keep
+        what they have.
     """
     if name in BUILTIN and name != "shapes":
         return f"builtin:{name}"
     folder = model_folder(name)
     if folder is None:
         return None
+    files = sorted(f for part in folder.iterdir() if part.is_dir() and part.name.startswith(parts)
+                   for f in part.rglob("*") if f.is_file())
+    if not files:
+        return None
     digest = hashlib.sha256()
-    for part in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith(parts)):
-        for file in sorted(f for f in part.rglob("*") if f.is_file()):
-            size = file.stat().st_size
-            digest.update(f"{file.relative_to(folder).as_posix()}:{size}:".encode())
-            with file.open("rb") as handle:
-                for offset in sorted({0, max(size // 2 - SIGNATURE_CHUNK // 2, 0), max(size - SIGNATURE_CHUNK, 0)}):
-                    handle.seek(offset)
-                    digest.update(handle.read(SIGNATURE_CHUNK))
+    for file in files:
+        digest.update(f"{file.relative_to(folder).as_posix()}:".encode())
+        blob = file.resolve()
+        digest.update(blob.name.encode() if _is_hub_blob(blob) else _sampled_content(file))
     return digest.hexdigest()[:16]
+
+
+def _is_hub_blob(path: Path) -> bool:
+    """Whether ``path`` is a file of the Hugging Face cache's ``blobs`` folder, named by its content hash."""
+    return path.parent.name == "blobs" and len(path.name) >= 40 and all(c in "0123456789abcdef" for c in path.name)
+
+
+def _sampled_content(file: Path) -> bytes:
+    """The file's size and the hash of its first, middle and last :data:`SIGNATURE_CHUNK` bytes (all of a small one)."""
+    size = file.stat().st_size
+    digest = hashlib.sha256(f"{size}:".encode())
+    with file.open("rb") as handle:
+        for offset in sorted({0, max(size // 2 - SIGNATURE_CHUNK // 2, 0), max(size - SIGNATURE_CHUNK, 0)}):
+            handle.seek(offset)
+            digest.update(handle.read(SIGNATURE_CHUNK))
+    return digest.digest()
 
 
 def load_backbone(

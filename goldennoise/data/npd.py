@@ -42,6 +42,8 @@ from goldennoise.data.npd_embeddings import (
     build_embedding_cache,
     cache_dir,
     cached_backbones,
+    is_stale,
+    stale_message,
     text_signature,
     usable_cache,
 )
@@ -195,13 +197,19 @@ class NoisePairDataModule(SplitDataModule):
         """The verified embedding cache (opened once).
 
         Raises:
-            EmbeddingCacheError: the cache is missing or damaged (the message names the file).
+            EmbeddingCacheError: the cache is missing, damaged (the message names the file) or made from other
+                weights than the backbone's now.
         """
         if self._embeddings is None:
+            name = self._backbone_name(shards)
             try:
-                self._embeddings = EmbeddingCache(cache_dir(self.path, self._backbone_name(shards)))
+                cache = EmbeddingCache(cache_dir(self.path, name))
             except EmbeddingCacheError as err:
                 raise EmbeddingCacheError(f"{err} Run prepare_data() to rebuild it.") from None
+            source = text_signature(name)
+            if is_stale(cache, source):
+                raise EmbeddingCacheError(f"{stale_message(cache, source)} Run prepare_data() to rebuild it.")
+            self._embeddings = cache
         return self._embeddings
 
     def _backbone_name(self, shards: list[Shard]) -> str:
@@ -228,7 +236,7 @@ class NoisePairDataModule(SplitDataModule):
         """Collect the dataset if needed, then build the prompt-embedding cache if needed (once, on one process).
 
         The dataset is collected when ``collect`` is set and ``path`` does not hold that collection whole; the cache
-        is built when it is missing, incomplete or damaged.
+        is built when it is missing, incomplete, damaged or made from other weights than the backbone's now.
         """
         if self.collect is not None:
             self._collect_if_missing()

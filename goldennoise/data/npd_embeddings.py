@@ -222,11 +222,21 @@ def usable_cache(folder: str | Path, prompts: Sequence[str], source: str | None 
     except EmbeddingCacheError as err:
         warnings.warn(f"{err} Rebuilding it.", stacklevel=2)
         return None
-    if None not in (source, cache.source) and cache.source != source:
-        warnings.warn(f"The cache {folder} was made from other weights (signature {cache.source}) than its "
-                      f"backbone has now ({source}). Rebuilding it.", stacklevel=2)
+    if is_stale(cache, source):
+        warnings.warn(f"{stale_message(cache, source)} Rebuilding it.", stacklevel=2)
         return None
     return None if cache.missing(prompts) else cache
+
+
+def is_stale(cache: EmbeddingCache, source: str | None) -> bool:
+    """Whether ``cache`` was made from other weights than ``source`` (both signatures known)."""
+    return None not in (source, cache.source) and cache.source != source
+
+
+def stale_message(cache: EmbeddingCache, source: str | None) -> str:
+    """One sentence saying that ``cache`` was made from other weights than ``source``."""
+    return (f"The cache {cache.folder} was made from other weights (signature {cache.source}) than its backbone has "
+            f"now ({source}).")
 
 
 class EmbeddingCache:

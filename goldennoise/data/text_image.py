@@ -60,6 +60,8 @@ from goldennoise.data.npd_embeddings import (
     build_embedding_cache,
     build_keyed_cache,
     cache_dir,
+    is_stale,
+    stale_message,
     text_signature,
     usable_cache,
 )
@@ -513,11 +515,13 @@ class TextImagePairDataModule(SplitDataModule):
             build_embedding_cache(self._root(), name, backbone, prompts, batch_size=self.embed_batch_size,
                                   whole_conditioning=True)
 
-    def _cache(self, folder: Path, keys: list[str], what: str) -> EmbeddingCache:
+    def _cache(self, folder: Path, keys: list[str], what: str, source: str | None) -> EmbeddingCache:
         try:
             cache = EmbeddingCache(folder)
         except EmbeddingCacheError as err:
             raise EmbeddingCacheError(f"{err} Run prepare_data() to build the {what} cache.") from None
+        if is_stale(cache, source):
+            raise EmbeddingCacheError(f"{stale_message(cache, source)} Run prepare_data() to rebuild it.")
         missing = cache.missing(keys)
         if missing:
             raise EmbeddingCacheError(f"The {what} cache {folder} lacks {len(missing)} entries; run prepare_data().")
@@ -526,7 +530,8 @@ class TextImagePairDataModule(SplitDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Index the pairs, filter teacher records by score, split deterministically."""
         name = self._backbone_name()
-        embeddings = self._cache(cache_dir(self._root(), name), self._prompts(), "prompt-embedding")
+        embeddings = self._cache(cache_dir(self._root(), name), self._prompts(), "prompt-embedding",
+                                 text_signature(name))
         if self.source == "teacher":
             entries, kept = self._teacher_entries()
             prompts = [e[2] for e in entries]
@@ -535,7 +540,7 @@ class TextImagePairDataModule(SplitDataModule):
             self.val_set = TeacherPairDataset([entries[i] for i in val if kept[i]], embeddings)
         else:
             items = self._external_items()
-            latents = self._cache(self._latent_dir(), [i.key for i in items], "latent")
+            latents = self._cache(self._latent_dir(), [i.key for i in items], "latent", self._image_signature())
             prompts = [i.prompt for i in items]
             val, train = self._split(prompts, [i.seed for i in items])
             self.train_set = ImagePairDataset([items[i] for i in train], latents, embeddings)

@@ -16,6 +16,7 @@ from goldennoise.collection.config import ScorerSpec
 from goldennoise.collection.teacher import collect_teacher
 from goldennoise.collection.teacher_config import TeacherConfig
 from goldennoise.data import TextImagePairDataModule
+from goldennoise.data.npd_embeddings import EmbeddingCacheError
 from goldennoise.data.shards import load_shard_tensors, shard_files
 from goldennoise.data.teacher_store import TeacherShardError
 from goldennoise.data.text_image import ImagePairError, image_key, stable_seed
@@ -244,3 +245,24 @@ def test_an_image_of_the_wrong_size_is_named_before_any_encoding(tmp_path):
 def test_an_external_source_needs_a_backbone():
     with pytest.raises(ValueError, match="needs backbone="):
         TextImagePairDataModule("x", source="parquet")
+
+
+def test_caches_made_from_other_weights_are_refused_then_rebuilt(tmp_path, tiny_sd, monkeypatch):
+    import goldennoise.backbones.loading as loading
+
+    signatures = {loading.TEXT_PARTS: "text-1", loading.IMAGE_PARTS: "vae-1"}
+    monkeypatch.setattr(loading, "weights_signature", lambda name, parts: signatures[parts])
+    folder = image_folder(tmp_path / "images")
+    settings = {"source": "image_folder", "backbone": "tiny-sd", "image_size": SIZE, "val_fraction": 0.0}
+    loaded(folder, **settings)
+    latents = folder / "latents" / "tiny-sd"
+    assert json.loads((latents / "manifest.json").read_text())["source"] == "vae-1"
+    signatures[loading.IMAGE_PARTS] = "vae-2"  # the backbone's VAE files changed
+    with pytest.raises(EmbeddingCacheError, match=r"made from other weights \(signature vae-1\).*\(vae-2\).*"
+                                                  "prepare_data"):
+        TextImagePairDataModule(str(folder), embed_device="cpu", **settings).setup()
+    with pytest.warns(UserWarning, match="made from other weights.*Rebuilding it"):
+        check_external(loaded(folder, **settings), tiny_sd)
+    assert json.loads((latents / "manifest.json").read_text())["source"] == "vae-2"
+    prompt_manifest = json.loads((folder / "prompt_embeds" / "tiny-sd" / "manifest.json").read_text())
+    assert prompt_manifest["source"] == "text-1"  # the text encoders did not change: that cache was kept

@@ -408,6 +408,8 @@ def test_a_cache_made_from_other_text_encoder_files_is_rebuilt(tmp_path, monkeyp
         warnings.simplefilter("error")
         assert prepared(None).train_set[0]["prompt_embeds"].equal(item["prompt_embeds"])  # no backbone loaded
     (model / "text_encoder" / "model.safetensors").write_bytes(bytes(range(256)) * 7 + bytes(256))  # fine-tuned
+    with pytest.raises(EmbeddingCacheError, match="made from other weights .* Run prepare_data"):
+        NoisePairDataModule(str(folder), backbone=str(model), margin=None, val_fraction=0.0).setup("fit")
     with pytest.warns(UserWarning, match="made from other weights .* Rebuilding it"):
         dm = prepared(ShiftedTextBackbone())
     assert dm.train_set[0]["prompt_embeds"].equal(item["prompt_embeds"] + 1)

@@ -28,11 +28,23 @@ def rms(x: torch.Tensor) -> float:
     return x.pow(2).mean().sqrt().item()
 
 
+def change_stats(first: torch.Tensor, second: torch.Tensor) -> dict[str, float | list[float]]:
+    """RMS of two batches of changes (n, C, h, w), of their mean, and their mean per-pair cosine and projection.
+
+    The projection of the first on the second is ``⟨a, b⟩ / ‖b‖²`` per pair: how far ``a`` goes along ``b``.
+    """
+    a, b = first.flatten(1), second.flatten(1)  # (n, C·h·w)
+    return {"rms": [rms(first), rms(second)], "rms_of_mean": rms((first + second) / 2),
+            "cosine": torch.nn.functional.cosine_similarity(a, b).mean().item(),
+            "projection": ((a * b).sum(1) / b.pow(2).sum(1)).mean().item()}
+
+
 def main() -> None:
     """Print the agreement of the two refiners (default: the ensemble's members)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scenes", default="shapes:heldout:1024-1151", help="prompt source of the scenes")
-    parser.add_argument("--refiners", nargs=2, default=list(MEMBERS), help="two refiner files or shipped names")
+    parser.add_argument("--refiners", nargs=2, default=list(MEMBERS),
+                        help="two refiner files or shipped names, or 'oracle' (the inverted CFG sample)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noises")
     args = parser.parse_args()
     backbone = load_backbone("shapes")
@@ -43,11 +55,8 @@ def main() -> None:
     with torch.no_grad():
         first, second = ((InvertedGuidedSample() if name == "oracle" else NoiseRefineNoise(name))(noise, ctx) - noise
                          for name in args.refiners)  # each (n, C, h, w)
-    a, b = first.flatten(1), second.flatten(1)
     print(json.dumps({"scenes": args.scenes, "refiners": args.refiners, "pairs": len(prompts),
-                      "rms": [rms(first), rms(second)], "rms_of_mean": rms((first + second) / 2),
-                      "cosine": torch.nn.functional.cosine_similarity(a, b).mean().item(),
-                      "projection": ((a * b).sum(1) / b.pow(2).sum(1)).mean().item()}, indent=1))
+                      **change_stats(first, second)}, indent=1))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@
 An evaluation (``python -m goldennoise evaluate`` arguments: config files and flags) with one method added to the
 config's, a diagnostic, not a method (it runs guided sampling to make the noise): ``inverted_cfg``,
 ``x*_T = Inv_c(Φ_CFG(x_T, c))``, the pair's guided sample (the NoiseRefine teacher's x_0: CFG at ``guidance`` on the
-evaluation's own grid) inverted on the same grid by the *unguided* conditional model (textbook DDIM inversion), then
-sampled without guidance like a refined noise. Were the inversion exact, ``Φ_c(x*_T) = Φ_CFG(x_T)``: it is the noise
-the multistep score distillation loss (arXiv 2412.03895, Eq. 7) asks the refiner for, solved for per pair instead
-of learnt.
+evaluation's own grid) inverted on the same grid by the *unguided* conditional model (textbook DDIM inversion; flow
+Euler on a flow grid), then sampled without guidance like a refined noise. Were the inversion exact,
+``Φ_c(x*_T) = Φ_CFG(x_T)``: it is the noise the multistep score distillation loss (arXiv 2412.03895, Sec. 3.3) asks
+the refiner for, solved per pair instead of learnt.
 
 Its share of CFG's gain on held-out bindings says whether a noise-only method on this backbone can reach CFG there at
 all (then the refiner's gap is one of learning to compose unseen bindings) or not (then it is a limit of unguided
@@ -29,6 +29,9 @@ from goldennoise.evaluation.harness import MethodSpec
 from goldennoise.noise.base import NoiseContext, NoiseMethod
 from goldennoise.sampling import invert, sample
 
+OWN_SAMPLERS = ("ddim", "flow_euler")
+"""The samplers whose grid :func:`~goldennoise.sampling.invert` inverts exactly as the images are then sampled."""
+
 
 class InvertedGuidedSample(NoiseMethod):
     """The unguided model's inversion of the pair's guided sample (a per-pair ceiling for noise-only methods).
@@ -42,11 +45,14 @@ class InvertedGuidedSample(NoiseMethod):
         self.guidance = guidance
 
     def forward(self, noise: torch.Tensor, ctx: NoiseContext) -> torch.Tensor:
+        if ctx.sampler.scheduler not in OWN_SAMPLERS:
+            raise ValueError(f"The inverted guided sample inverts goldennoise's own samplers {OWN_SAMPLERS}; the "
+                             f"evaluation samples with {ctx.sampler.scheduler!r}.")
         backbone = ctx.backbone
         schedule = backbone.schedule(ctx.sampler.steps, tuple(noise.shape[-2:]))
         x = noise.to(backbone.device, torch.float32)  # (B, C, h, w)
         guided = sample(backbone.denoiser(ctx.cond, ctx.uncond, self.guidance), x, schedule)  # (B, C, h, w) x_0
-        inverted = invert(backbone.denoiser(ctx.cond, ctx.uncond, 1.0), guided, schedule)  # (B, C, h, w) x*_T
+        inverted = invert(backbone.denoiser(ctx.cond), guided, schedule)  # (B, C, h, w) x*_T, unguided
         return inverted.to(noise.dtype)
 
     def describe(self) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The noise-only ceiling of experiments/noiserefine_shapes/oracle.py: the unguided inversion of the guided sample."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -42,14 +43,25 @@ def test_unguided_sampling_from_the_inverted_guided_sample_returns_near_the_guid
     assert oracle.describe()["init_args"] == {"guidance": 3.0}
 
 
-def test_agreement_reports_how_far_one_change_goes_along_another(shapes, monkeypatch):
+def test_agreement_reports_how_far_one_change_goes_along_another(monkeypatch):
+    stats = _script("agreement", monkeypatch).change_stats
+    b = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    half = stats(0.5 * b, b)
+    assert abs(half["cosine"] - 1) < 1e-5 and abs(half["projection"] - 0.5) < 1e-5
+    assert abs(half["rms"][0] - 0.5 * half["rms"][1]) < 1e-6 and abs(half["rms_of_mean"] - 0.75 * half["rms"][1]) < 1e-6
+    assert abs(stats(-2 * b, b)["projection"] + 2) < 1e-5
+    first, second = torch.zeros(3, 4, 8, 8), torch.zeros(3, 4, 8, 8)
+    first[:, 0], second[:, 1] = 1.0, 1.0  # disjoint channels: orthogonal changes
+    assert stats(first, second)["cosine"] == 0 and stats(first, second)["projection"] == 0
+
+
+def test_agreement_compares_a_refiner_with_the_inverted_guided_sample(monkeypatch):
     agreement = _script("agreement", monkeypatch)
     monkeypatch.setattr(sys, "argv", ["agreement.py", "--scenes", "shapes:heldout:0-1", "--refiners", "shapes",
-                                      "shapes"])
+                                      "oracle"])
     printed = []
     monkeypatch.setattr("builtins.print", printed.append)
     agreement.main()
-    import json
-
     report = json.loads(printed[0])
-    assert report["pairs"] == 2 and abs(report["cosine"] - 1) < 1e-5 and abs(report["projection"] - 1) < 1e-5
+    assert report["pairs"] == 2 and report["refiners"] == ["shapes", "oracle"]
+    assert 0 < report["rms"][0] < report["rms"][1] and -1 <= report["cosine"] <= 1  # the oracle moves further

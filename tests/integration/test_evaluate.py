@@ -90,14 +90,22 @@ def test_an_evaluation_logs_one_run_per_method_to_a_real_mlflow_server(tmp_path,
         assert len(rows) == NUM_ITEMS and {r["method"] for r in rows} == {name}
 
 
-def test_methods_built_in_code_are_evaluated_after_the_configs(tmp_path, reference):
+def test_methods_built_in_code_are_evaluated_after_the_configs(tmp_path, reference, monkeypatch):
+    import goldennoise.evaluation.run
     from goldennoise.evaluation.cli import evaluate_command
     from goldennoise.evaluation.harness import MethodSpec
     from goldennoise.noise import Gaussian
 
-    summary = evaluate_command(["--config", str(write_config(tmp_path))], [MethodSpec("again", Gaussian(), 3.0)])
+    argv, extra = ["--config", str(write_config(tmp_path))], [MethodSpec("again", Gaussian(), 3.0)]
+    summary = evaluate_command(argv, extra)
     assert summary["items"] == NUM_ITEMS
     rows = table(tmp_path / "eval")
     assert sorted({r["method"] for r in rows}) == ["again", "cfg3", "gaussian"] and len(rows) == 3 * NUM_ITEMS
     again = sorted(({**r, "method": "cfg3"} for r in rows if r["method"] == "again"), key=lambda r: r["index"])
     assert again == sorted((r for r in reference if r["method"] == "cfg3"), key=lambda r: r["index"])  # alike
+    seen = {}
+    monkeypatch.setattr(goldennoise.evaluation.run, "evaluate", lambda config, params: seen.update(
+        methods=[m.name for m in config.methods], params=params))
+    evaluate_command(argv, extra)
+    assert seen["methods"] == ["gaussian", "cfg3", "again"]
+    assert seen["params"]["again"] == Gaussian().describe() and seen["params"]["cfg3"]["guidance_scale"] == 3.0

@@ -216,7 +216,7 @@ class NoisePairDataModule(SplitDataModule):
         if self.backbone is not None:
             return self.backbone
         collected, cached = shards[0].backbone, cached_backbones(self.path)
-        if len(cached) == 1 and cache_dir(self.path, collected).name != cached[0]:
+        if len(cached) == 1 and cache_dir(self.path, collected) != cache_dir(self.path, cached[0]):
             return cached[0]  # a cache made with another text encoder than the collection's (e.g. an import)
         return collected
 

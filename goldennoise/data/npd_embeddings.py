@@ -56,9 +56,21 @@ def cache_dir(dataset: str | Path, backbone: str) -> Path:
 
 
 def cached_backbones(dataset: str | Path) -> list[str]:
-    """Backbone folder names that have a complete cache in ``dataset``."""
+    """The backbones that have a complete cache in ``dataset``, by the name each cache was built with.
+
+    A cache written before names were recorded gives its folder name (``/`` of a hub id as ``--``).
+    """
     root = Path(dataset) / EMBED_DIR
-    return sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}")) if root.is_dir() else []
+    return sorted(_recorded_backbone(p) for p in root.glob(f"*/{MANIFEST}")) if root.is_dir() else []
+
+
+def _recorded_backbone(manifest: Path) -> str:
+    """The ``backbone`` a cache manifest records, else the cache's folder name (an unreadable manifest too)."""
+    try:
+        name = json.loads(manifest.read_text()).get("backbone")
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object: opening it reports that
+        name = None
+    return name if isinstance(name, str) and name else manifest.parent.name
 
 
 def _part_name(part: int) -> str:
@@ -104,7 +116,7 @@ def build_embedding_cache(dataset: str | Path, backbone_name: str, backbone, pro
         return conditioning_columns(cond) if whole_conditioning else {EMBEDS: cond.embeds}
 
     return build_keyed_cache(cache_dir(dataset, backbone_name), prompts, encode, batch_size, part_size, dtype,
-                             text_signature(backbone_name))
+                             text_signature(backbone_name), backbone_name)
 
 
 def text_signature(backbone_name: str) -> str | None:
@@ -121,7 +133,8 @@ def text_signature(backbone_name: str) -> str | None:
 @torch.inference_mode()
 def build_keyed_cache(folder: str | Path, keys: Sequence[str],
                       encode: Callable[[list[str]], torch.Tensor | dict[str, torch.Tensor]], batch_size: int = 32,
-                      part_size: int = 1024, dtype: torch.dtype = torch.float16, source: str | None = None) -> Path:
+                      part_size: int = 1024, dtype: torch.dtype = torch.float16, source: str | None = None,
+                      backbone: str | None = None) -> Path:
     """Store ``encode(keys)`` once per unique key, in hashed parts; :class:`EmbeddingCache` reads it back by key.
 
     The keys are prompts for text embeddings, or content hashes of images for VAE latents
@@ -138,6 +151,7 @@ def build_keyed_cache(folder: str | Path, keys: Sequence[str],
         dtype: storage dtype of the floating columns (integer ones keep theirs).
         source: the signature of the weights ``encode`` runs (``None``: unknown), stored in the manifest;
             :func:`usable_cache` refuses the cache for another.
+        backbone: the name of the backbone ``encode`` runs, stored in the manifest (:func:`cached_backbones`).
 
     Returns:
         The cache folder.
@@ -158,7 +172,7 @@ def build_keyed_cache(folder: str | Path, keys: Sequence[str],
         hashes[_part_name(part)] = content_hash(columns, _part_metadata(chunk))
         save_atomic(folder / _part_name(part), columns, {})
     write_json_atomic(folder / MANIFEST, {"prompts": unique, "part_size": part_size, "columns": names or [EMBEDS],
-                                          "sha256": hashes, "source": source})
+                                          "sha256": hashes, "source": source, "backbone": backbone})
     return folder
 
 

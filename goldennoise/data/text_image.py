@@ -510,7 +510,7 @@ class TextImagePairDataModule(SplitDataModule):
                 return backbone.encode_images(pixels.to(backbone.device)).float()  # (n, C, h, w)
 
             build_keyed_cache(self._latent_dir(), list(images), encode, self.embed_batch_size,
-                              dtype=torch.float32, source=self._image_signature())
+                              dtype=torch.float32, source=self._image_signature(), backbone=name)
         if need_text:
             build_embedding_cache(self._root(), name, backbone, prompts, batch_size=self.embed_batch_size,
                                   whole_conditioning=True)

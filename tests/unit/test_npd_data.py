@@ -13,7 +13,13 @@ import torch
 
 from goldennoise.backbones import PromptEmbeds
 from goldennoise.data.npd import NoisePairDataModule, NoisePairDataset
-from goldennoise.data.npd_embeddings import EmbeddingCache, EmbeddingCacheError, build_embedding_cache, cache_dir
+from goldennoise.data.npd_embeddings import (
+    EmbeddingCache,
+    EmbeddingCacheError,
+    build_embedding_cache,
+    cache_dir,
+    cached_backbones,
+)
 from goldennoise.data.npd_official import import_official
 from goldennoise.data.npd_store import (
     NPDShardError,
@@ -419,3 +425,27 @@ def test_a_cache_made_from_other_text_encoder_files_is_rebuilt(tmp_path, monkeyp
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert prepared(None).train_set[0]["prompt_embeds"].equal(item["prompt_embeds"] + 1)
+
+
+def test_the_datasets_only_cache_is_checked_and_rebuilt_under_the_name_it_was_built_with(tmp_path, monkeypatch):
+    import goldennoise.backbones
+
+    model = tmp_path / "model"
+    (model / "text_encoder").mkdir(parents=True)
+    (model / "text_encoder" / "model.safetensors").write_bytes(bytes(64))
+    folder = make_dataset(tmp_path / "npd", [(0.0, 1.0)] * 6, embed=False)  # collected with backbone "fake"
+    prompts = [f"prompt {i % 3}" for i in range(6)]
+    build_embedding_cache(folder, str(model), FakeTextBackbone(), prompts, part_size=2)
+    assert cached_backbones(folder) == [str(model)]  # the name, not the folder's "--" spelling
+    loads = []
+    monkeypatch.setattr(goldennoise.backbones, "load_backbone",
+                        lambda name, **kwargs: loads.append(name) or ShiftedTextBackbone())
+    item = datamodule(folder, margin=None).train_set[0]
+    assert item["prompt_embeds"].equal(torch.full((3, 5), FakeTextBackbone.code(item["prompt"])))
+    assert loads == []  # the only cache, intact and of these files: used as it is
+    (model / "text_encoder" / "model.safetensors").write_bytes(bytes(63) + b"\1")
+    with pytest.warns(UserWarning, match="made from other weights"):
+        dm = datamodule(folder, margin=None)
+    assert loads == [str(model)]  # rebuilt from the backbone the cache was made with
+    item = dm.train_set[0]
+    assert item["prompt_embeds"].equal(torch.full((3, 5), FakeTextBackbone.code(item["prompt"]) + 1))

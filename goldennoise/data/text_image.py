@@ -509,6 +509,7 @@ class TextImagePairDataModule(SplitDataModule):
                 pixels = torch.stack([decode_image(images[k][1], images[k][0], size) for k in keys])  # (n,3,H,W)
                 return backbone.encode_images(pixels.to(backbone.device)).float()  # (n, C, h, w)
 
+            # signed again after loading: a hub id fetched just now has files to sign only from here on
             build_keyed_cache(self._latent_dir(), list(images), encode, self.embed_batch_size,
                               dtype=torch.float32, source=self._image_signature(), backbone=name)
         if need_text:

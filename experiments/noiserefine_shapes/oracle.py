@@ -27,7 +27,8 @@ import torch
 from goldennoise.evaluation.cli import evaluate_command
 from goldennoise.evaluation.harness import MethodSpec
 from goldennoise.noise.base import NoiseContext, NoiseMethod
-from goldennoise.sampling import invert, sample
+from goldennoise.noise.msd import inverted_teacher
+from goldennoise.sampling import sample
 
 OWN_SAMPLERS = ("ddim", "flow_euler")
 """The samplers whose grid :func:`~goldennoise.sampling.invert` inverts exactly as the images are then sampled."""
@@ -52,7 +53,7 @@ class InvertedGuidedSample(NoiseMethod):
         schedule = backbone.schedule(ctx.sampler.steps, tuple(noise.shape[-2:]))
         x = noise.to(backbone.device, torch.float32)  # (B, C, h, w)
         guided = sample(backbone.denoiser(ctx.cond, ctx.uncond, self.guidance), x, schedule)  # (B, C, h, w) x_0
-        inverted = invert(backbone.denoiser(ctx.cond), guided, schedule)  # (B, C, h, w) x*_T, unguided
+        inverted = inverted_teacher(backbone, guided, ctx.cond, schedule)  # (B, C, h, w) x*_T, unguided
         return inverted.to(noise.dtype)
 
     def describe(self) -> dict[str, Any]:

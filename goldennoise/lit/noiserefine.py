@@ -12,6 +12,13 @@ training step:
    (``loss="literal"``, same gradient, for verification), plus an optional L2 pull of x̂_T towards x_T
    (``delta_weight``, off as in the paper); ``train/latent_mse`` is the true MSE to the teacher.
 
+``loss="inverted"`` is not the paper's: step 2 inverts the teacher instead, ``x*_T = Inv_c(x_0^Guide)`` on the
+rollout grid (:func:`goldennoise.noise.msd.inverted_teacher`: unguided, adapter off, no gradients, N calls), and the
+loss is ``mean((x̂_T − x*_T)²)``, logged as ``train/inverted_mse``. Where the inversion is exact, x*_T is the noise
+at which the pair's MSD loss is zero, so both losses have the same per-pair minimiser; they differ in how they weigh
+an error on the way: MSD's surrogate gradient is the *image* error scaled by K (it takes the rollout's Jacobian as
+``∏s_t·I``, docs/noiserefine.md), the regression's the *noise* error itself.
+
 Only the LoRA weights train (AdamW); the base UNet stays frozen and, like the VAE and text encoder, out of
 checkpoints, which hold the adapter only (:class:`~goldennoise.lit.frozen.FrozenPartMixin` keeps trained
 parameters). Validation logs ``val/mse``, the latent MSE of the refined rollout to the teacher (select checkpoints
@@ -37,7 +44,7 @@ from goldennoise.backbones import Backbone, PromptEmbeds, load_backbone
 from goldennoise.checks import check_int
 from goldennoise.lit.frozen import FrozenPartMixin
 from goldennoise.lit.noise_method import NoiseMethodModule
-from goldennoise.noise.msd import msd_constant, msd_literal_loss, msd_surrogate_loss, rollout
+from goldennoise.noise.msd import inverted_teacher, msd_constant, msd_literal_loss, msd_surrogate_loss, rollout
 from goldennoise.noise.noiserefine import (
     DEFAULT_TARGETS,
     RefinedNoise,
@@ -48,7 +55,7 @@ from goldennoise.noise.noiserefine import (
     refine,
 )
 
-LOSSES = ("surrogate", "literal")
+LOSSES = ("surrogate", "literal", "inverted")
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -77,7 +84,8 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
         output: refiner output form: ``residual`` (default, identity at init), ``epsilon`` or ``literal``.
         refiner_timestep: the refiner call's timestep; ``None`` = the last training timestep (999, as the paper).
         rollout_steps: N, the student's unguided DDIM steps (paper 10; 5 halves the step cost).
-        loss: ``surrogate`` (one backward through the refiner) or ``literal`` (the stop-gradient unroll).
+        loss: ``surrogate`` (one backward through the refiner), ``literal`` (the stop-gradient unroll) or
+            ``inverted`` (regression onto the unguided inversion of the teacher, not the paper's: module docstring).
         lr: AdamW learning rate (not reported by the paper; 1e-3 on the shapes UNet, 1e-4 on SD).
         weight_decay: AdamW weight decay.
         warmup_steps: linear warm-up steps.
@@ -203,27 +211,37 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
         with torch.no_grad():
             return self.backbone.encode_prompt(list(batch["prompt"]))[0]
 
-    def msd_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(loss, x̂_T, x̂_0)`` of a batch under the configured loss form."""
+    def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """``(loss, x̂_T, diagnostics)`` of a batch under the configured loss form.
+
+        The diagnostic is the true error the loss form targets: ``latent_mse``, the student's latent MSE to the
+        teacher (MSD forms), or ``inverted_mse``, the refined noise's MSE to the inverted teacher (``inverted``).
+        """
         noise, teacher = batch["noise"].float(), batch["latent"].float()
         if noise.shape != teacher.shape:
             raise ValueError(f"Batch noise {tuple(noise.shape)} and teacher latent {tuple(teacher.shape)} differ.")
         cond = self.conditioning(batch)
         refined = refine(self.backbone, noise, cond, self.config)  # (B, C, h, w)
-        student = rollout(self.backbone, refined, cond, self.schedule)
-        if self.hparams.loss == "literal":
-            loss = msd_literal_loss(self.backbone, refined, cond, teacher, self.schedule)
+        if self.hparams.loss == "inverted":
+            loss = F.mse_loss(refined.float(), inverted_teacher(self.backbone, teacher, cond, self.schedule))
+            diagnostics = {"inverted_mse": loss.detach()}
         else:
-            loss = msd_surrogate_loss(refined, student, teacher, self.msd_constant)
+            student = rollout(self.backbone, refined, cond, self.schedule)
+            if self.hparams.loss == "literal":
+                loss = msd_literal_loss(self.backbone, refined, cond, teacher, self.schedule)
+            else:
+                loss = msd_surrogate_loss(refined, student, teacher, self.msd_constant)
+            diagnostics = {"latent_mse": F.mse_loss(student, teacher)}
         if self.hparams.delta_weight:
             loss = loss + self.hparams.delta_weight * 0.5 * (refined - noise).pow(2).mean()
-        return loss, refined, student
+        return loss, refined, diagnostics
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss, refined, student = self.msd_loss(batch)
+        loss, refined, diagnostics = self.training_loss(batch)
         size = refined.shape[0]
         self.log("train/loss", loss, batch_size=size)
-        self.log("train/latent_mse", F.mse_loss(student, batch["latent"].float()), prog_bar=True, batch_size=size)
+        for name, value in diagnostics.items():
+            self.log(f"train/{name}", value, prog_bar=True, batch_size=size)
         self.log("train/delta_rms", (refined - batch["noise"].float()).detach().pow(2).mean().sqrt(),
                  batch_size=size)
         return loss

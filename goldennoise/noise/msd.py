@@ -27,7 +27,7 @@ import math
 import torch
 
 from goldennoise.backbones import Backbone, PromptEmbeds
-from goldennoise.sampling import DDIMSchedule, sample_ddim
+from goldennoise.sampling import DDIMSchedule, Schedule, invert, sample_ddim
 
 
 def check_affine(schedule: DDIMSchedule) -> None:
@@ -65,6 +65,19 @@ def rollout(backbone: Backbone, noise: torch.Tensor, cond: PromptEmbeds, schedul
     """The student image ``x̂_0`` (B, C, h, w): unguided DDIM from ``noise``, no gradients, adapter off."""
     with torch.no_grad(), backbone.adapter(False):
         return sample_ddim(backbone.denoiser(cond), noise.detach().float(), schedule)
+
+
+def inverted_teacher(backbone: Backbone, teacher: torch.Tensor, cond: PromptEmbeds,
+                     schedule: Schedule) -> torch.Tensor:
+    """``x*_T = Inv_c(x_0^Guide)`` (B, C, h, w): the teacher inverted on ``schedule`` by the unguided model.
+
+    Textbook DDIM inversion (flow Euler on a flow grid) by the conditional base model, adapter off, no gradients.
+    Where the inversion is exact the unguided rollout from ``x*_T`` is the teacher, so ``x*_T`` is the noise at which
+    the MSD loss of this pair is zero; the ``inverted`` loss of :class:`~goldennoise.lit.NoiseRefineModule` regresses
+    the refiner onto it.
+    """
+    with torch.no_grad(), backbone.adapter(False):
+        return invert(backbone.denoiser(cond), teacher.detach().float(), schedule)
 
 
 def msd_surrogate_loss(refined: torch.Tensor, student: torch.Tensor, teacher: torch.Tensor,

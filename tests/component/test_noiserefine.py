@@ -37,7 +37,14 @@ from goldennoise.noise import (
     export_refiner,
     load_refiner,
 )
-from goldennoise.noise.msd import check_affine, msd_constant, msd_literal_loss, msd_surrogate_loss, rollout
+from goldennoise.noise.msd import (
+    check_affine,
+    inverted_teacher,
+    msd_constant,
+    msd_literal_loss,
+    msd_surrogate_loss,
+    rollout,
+)
 from goldennoise.noise.noiserefine import (
     NoiseRefineNoise,
     inject_refiner,
@@ -46,7 +53,7 @@ from goldennoise.noise.noiserefine import (
     refine,
     refine_with_pipeline,
 )
-from goldennoise.sampling import sample_ddim
+from goldennoise.sampling import invert_ddim, sample_ddim
 
 PROMPTS = ["a red fox", "a blue jay"]
 SIZE = 64  # pixels: 8x8 latents keep every tiny-model call cheap
@@ -187,20 +194,49 @@ def test_the_delta_regulariser_adds_half_the_mean_square_change_and_pulls_toward
     for module in (plain, pulled):
         _randomise_lora(module)
     batch = next(iter(teacher_loader(teacher_records(plain.backbone, PROMPTS, [0, 1]))))
-    base, refined, _ = plain.msd_loss(batch)
-    regularised = pulled.msd_loss(batch)[0]
+    base, refined, _ = plain.training_loss(batch)
+    regularised = pulled.training_loss(batch)[0]
     change = (refined - batch["noise"]).detach()
     torch.testing.assert_close(regularised - base, 4.0 * 0.5 * change.pow(2).mean(), rtol=1e-4, atol=1e-7)
     for module in (plain, pulled):  # one plain SGD step on each: the regulariser shrinks the change
         module.zero_grad()
-        module.msd_loss(batch)[0].backward()
+        module.training_loss(batch)[0].backward()
         with torch.no_grad():
             for parameter in lora_parameters(module.backbone):
                 parameter -= 0.5 * parameter.grad
-    moved = [(m.msd_loss(batch)[1] - batch["noise"]).detach().pow(2).mean() for m in (plain, pulled)]
+    moved = [(m.training_loss(batch)[1] - batch["noise"]).detach().pow(2).mean() for m in (plain, pulled)]
     assert moved[1] < moved[0]
     with pytest.raises(ValueError, match="delta_weight must be a finite number >= 0"):
         NoiseRefineModule(**FAST, delta_weight=-1.0)
+
+
+def test_the_inverted_loss_regresses_the_refined_noise_onto_the_base_models_inversion_of_the_teacher(tiny_sd):
+    """``loss="inverted"``: the target is textbook DDIM inversion of the teacher by the frozen base (the refiner's own
+    LoRA plays no part), the loss its mean square distance to x̂_T, and optimiser steps on it bring x̂_T there."""
+    module = NoiseRefineModule(**FAST, loss="inverted")
+    _randomise_lora(module)
+    batch = next(iter(teacher_loader(teacher_records(module.backbone, PROMPTS, [0, 1]))))
+    cond = PromptEmbeds(batch["prompt_embeds"])
+    target = invert_ddim(tiny_sd.denoiser(cond), batch["latent"], tiny_sd.ddim_schedule(2))  # no adapter at all
+    torch.testing.assert_close(inverted_teacher(module.backbone, batch["latent"], cond, module.schedule), target,
+                               rtol=0, atol=0)
+    assert (target - batch["noise"]).abs().max() > 1e-2  # the guided teacher does not invert to its own noise
+
+    loss, refined, diagnostics = module.training_loss(batch)
+    assert set(diagnostics) == {"inverted_mse"}
+    torch.testing.assert_close(loss, (refined - target).pow(2).mean())
+    (grad,) = torch.autograd.grad(loss, refined)
+    torch.testing.assert_close(grad, 2 * (refined - target).detach() / refined.numel())
+
+    optimizer, distances = module.configure_optimizers()["optimizer"], []
+    for _ in range(10):  # the module's own optimiser: the refined noise approaches the inverted teacher
+        optimizer.zero_grad()
+        loss = module.training_loss(batch)[0]
+        loss.backward()
+        optimizer.step()
+        distances.append(loss.item())
+    assert distances[-1] < 0.5 * distances[0]
+    assert set(NoiseRefineModule(**FAST).training_loss(batch)[2]) == {"latent_mse"}
 
 
 def test_cached_conditioning_is_used_only_where_it_is_complete(monkeypatch, tmp_path):
@@ -219,8 +255,8 @@ def test_cached_conditioning_is_used_only_where_it_is_complete(monkeypatch, tmp_
     batch = next(iter(teacher_loader(teacher_records(sdxl.backbone, PROMPTS, [0, 1]))))
     assert sdxl.conditioning_parts == (True, frozenset())
     uncached = {key: value for key, value in batch.items() if key != "prompt_embeds"}
-    loss, refined, _ = sdxl.msd_loss(batch)
-    assert torch.equal(loss, sdxl.msd_loss(uncached)[0]) and not torch.equal(refined, batch["noise"])
+    loss, refined, _ = sdxl.training_loss(batch)
+    assert torch.equal(loss, sdxl.training_loss(uncached)[0]) and not torch.equal(refined, batch["noise"])
 
     with torch.no_grad():
         full = {**batch, "pooled_prompt_embeds": sdxl.backbone.encode_prompt(PROMPTS)[0].pooled}
@@ -234,7 +270,7 @@ def test_cached_conditioning_is_used_only_where_it_is_complete(monkeypatch, tmp_
 
     monkeypatch.setattr(sdxl.backbone, "encode_prompt", no_encoding)
     assert torch.equal(sdxl.conditioning(full).pooled, full["pooled_prompt_embeds"])
-    assert torch.equal(sdxl.msd_loss(full)[0], loss)
+    assert torch.equal(sdxl.training_loss(full)[0], loss)
     with pytest.raises(ValueError, match=r"2 noises but cached conditioning rows \{'embeds': 2, 'pooled': 1\}"):
         sdxl.conditioning({**full, "pooled_prompt_embeds": full["pooled_prompt_embeds"][:1]})
 
@@ -274,7 +310,7 @@ def test_an_sdxl_teacher_collection_trains_from_its_cache_without_the_text_encod
     cached = module.conditioning(batch)
     torch.testing.assert_close(cached.pooled, cond.pooled, atol=2e-3, rtol=2e-3)  # cached in float16
     torch.testing.assert_close(cached.embeds, cond.embeds, atol=2e-3, rtol=2e-3)
-    assert torch.isfinite(module.msd_loss(batch)[0])
+    assert torch.isfinite(module.training_loss(batch)[0])
 
 
 def test_lora_dropout_trains_with_the_module_while_the_base_stays_in_eval_mode():

@@ -32,6 +32,7 @@ stay fp32).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from pathlib import Path
@@ -51,6 +52,7 @@ from goldennoise.noise.noiserefine import (
     RefinerConfig,
     export_refiner,
     inject_refiner,
+    load_refiner,
     lora_parameters,
     refine,
 )
@@ -100,6 +102,10 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
             ``½‖x̂_T − x_T‖²`` as an approximation of the KL to N(0, I)). NoiseRefine has no regulariser (its change
             stays small and low-frequency without one), so the default is 0, off; the mean matches the scale of the
             surrogate's ``K·mean(...)``.
+        init_refiner: an exported refiner file, or a shipped one's name (``shapes``), to start from instead of the
+            identity: a warm start that fine-tunes it (on other teacher data, under another loss). Its LoRA settings
+            (rank, α, dropout, targets, output form, timestep) must equal this module's, and its base model this
+            backbone. Not the paper's; ``None`` (default) starts from the identity.
     """
 
     method_name = "noiserefine"
@@ -124,6 +130,7 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
         gradient_checkpointing: bool = False,
         spectrum_bins: int = 4,
         delta_weight: float = 0.0,
+        init_refiner: str | None = None,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -139,12 +146,30 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
         self.config = RefinerConfig(rank, lora_alpha, lora_dropout, tuple(target_modules or DEFAULT_TARGETS), output,
                                     refiner_timestep)
         self.backbone: Backbone = load_backbone(backbone, backbone_dtype)
-        inject_refiner(self.backbone, self.config)
+        if init_refiner is None:
+            inject_refiner(self.backbone, self.config)
+        else:
+            self._start_from(init_refiner)
         if gradient_checkpointing:
             self.backbone.enable_gradient_checkpointing()
         self.schedule = self.backbone.ddim_schedule(rollout_steps)
         self.msd_constant = msd_constant(self.backbone, self.schedule)
         self._spectrum: list[torch.Tensor] = []
+
+    def _start_from(self, checkpoint: str) -> None:
+        """Inject the refiner of ``checkpoint`` (:func:`~goldennoise.noise.load_refiner`), trainable.
+
+        Raises:
+            ValueError: the file's LoRA settings differ from this module's (each difference named), or the file is
+                not a refiner of this base model.
+        """
+        loaded = load_refiner(self.backbone, checkpoint)
+        differ = [f"{item.name} {getattr(loaded, item.name)!r} (here {getattr(self.config, item.name)!r})"
+                  for item in dataclasses.fields(RefinerConfig)
+                  if getattr(loaded, item.name) != getattr(self.config, item.name)]
+        if differ:
+            raise ValueError(f"init_refiner {checkpoint} was built with {', '.join(differ)}; give this module the "
+                             "same LoRA settings to start from it.")
 
     # --- the method -----------------------------------------------------------------------------------------------
 
@@ -272,5 +297,6 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
 
 def load_noiserefine_checkpoint(path: str | Path, map_location: str = "cpu") -> NoiseRefineModule:
     """A :class:`NoiseRefineModule` from a Lightning checkpoint (adapter from the file, base from the backbone)."""
-    module = NoiseRefineModule.load_from_checkpoint(str(path), map_location=map_location, weights_only=False)
+    module = NoiseRefineModule.load_from_checkpoint(str(path), map_location=map_location, weights_only=False,
+                                                    init_refiner=None)  # the checkpoint holds the adapter
     return module.eval()

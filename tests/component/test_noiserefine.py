@@ -27,7 +27,7 @@ from goldennoise.collection.teacher_config import TeacherConfig
 from goldennoise.data import TextImagePairDataModule
 from goldennoise.data.npd_embeddings import EmbeddingCache, build_embedding_cache
 from goldennoise.evaluation.harness import MethodSpec, evaluate_batch
-from goldennoise.lit.noiserefine import NoiseRefineModule, radial_power_spectrum
+from goldennoise.lit.noiserefine import NoiseRefineModule, load_noiserefine_checkpoint, radial_power_spectrum
 from goldennoise.noise import (
     Gaussian,
     NoiseContext,
@@ -137,6 +137,35 @@ def test_identity_at_init_and_not_after_one_optimiser_step():
     optimizer.step()
     moved = refine(module.backbone, batch["noise"], cond, module.config).detach()
     assert (moved - batch["noise"]).abs().max() > 1e-4
+
+
+def test_a_warm_start_begins_at_the_exported_refiner_trains_it_and_refuses_other_lora_settings(refined, tmp_path):
+    path = export_refiner(*refined, tmp_path / "refiner.safetensors", "tiny-sd")
+    settings = {**FAST, "target_modules": None, "rank": refined[1].rank}  # the refiner's: default targets, rank 4
+    module = NoiseRefineModule(**settings, init_refiner=str(path))
+    records = teacher_records(module.backbone, PROMPTS, [0, 1])
+    batch = next(iter(teacher_loader(records)))
+    cond = PromptEmbeds(batch["prompt_embeds"])
+    start = refine(module.backbone, batch["noise"], cond, module.config).detach()
+    torch.testing.assert_close(start, refine(refined[0], batch["noise"], cond, refined[1]).detach(), rtol=0, atol=0)
+    assert (start - batch["noise"]).abs().max() > 1e-3  # not the identity
+
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(module, train_dataloaders=teacher_loader(records))
+    moved = refine(module.backbone, batch["noise"], cond, module.config).detach()
+    assert (moved - start).abs().max() > 1e-4
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    path.unlink()  # a checkpoint holds the adapter: the start file is no longer needed
+    loaded = load_noiserefine_checkpoint(tmp_path / "last.ckpt")
+    torch.testing.assert_close(refine(loaded.backbone, batch["noise"], cond, loaded.config).detach(), moved,
+                               rtol=0, atol=0)
+
+    other = export_refiner(*refined, tmp_path / "again.safetensors", "tiny-sd")
+    with pytest.raises(ValueError, match=r"built with rank 4 \(here 2\), target_modules .*same LoRA settings"):
+        NoiseRefineModule(**{**FAST, "rank": 2}, init_refiner=str(other))
+    with pytest.raises(ValueError, match="another base model"):
+        NoiseRefineModule(**{**settings, "backbone": "tiny-sdxl"}, init_refiner=str(other))
 
 
 def test_training_keeps_the_base_frozen_and_checkpoints_hold_only_the_adapter(tmp_path):

@@ -56,8 +56,10 @@ SHIPPED_MODULES = ("goldennoise.lit", "goldennoise.data", "goldennoise.data.npd"
 """Modules imported before the parser is built, so ``--help`` lists their LightningModules and DataModules (the
 NPD and text-image ones load lazily from :mod:`goldennoise.data`)."""
 
-USER_ERRORS = (ValueError, MissingWeightsError, ArgumentError)
-"""Errors a user causes and can fix from the message (bad values, files, arguments): one line, exit code 2."""
+USER_ERRORS = (ValueError, MissingWeightsError, ArgumentError, FileNotFoundError, IsADirectoryError,
+               NotADirectoryError, PermissionError)
+"""Errors a user causes and can fix from the message (bad values, missing or unreadable files, arguments): one
+line, exit code 2."""
 
 PARSING_PACKAGES = ("jsonargparse", "argparse", "yaml", "omegaconf")
 """Where parse errors are raised and wrapped; an error raised elsewhere is the one to report."""
@@ -111,6 +113,13 @@ def _evaluate(argv: list[str]) -> object:
     return evaluate_command(argv)
 
 
+def _export_refiner(argv: list[str]) -> object:
+    """``export-refiner``: a NoiseRefine checkpoint as a LoRA file (imported on use)."""
+    from goldennoise.lit.noiserefine import export_refiner_command
+
+    return export_refiner_command(argv)
+
+
 def _sweep(argv: list[str]) -> object:
     """``sweep``: a base config run at many points (imported on use)."""
     from goldennoise.sweep.cli import sweep_command
@@ -124,6 +133,8 @@ COMMANDS: dict[str, Command] = {
                                "CFG + PAG), sharded and resumable.", _collect_teacher),
     "evaluate": Command("Compare noise methods on the same prompts and seeds, with costs and CIs, into MLflow.",
                         _evaluate),
+    "export-refiner": Command("Write a NoiseRefine fit's checkpoint as the diffusers/PEFT LoRA file that "
+                              "NoiseRefineNoise and pipeline.load_lora_weights load.", _export_refiner),
     "sweep": Command("Run a fit, collect or evaluate config at every point of a grid or list of overrides (Optuna "
                      "schedules them; one MLflow parent run, a child run per point).", _sweep),
 }

@@ -24,7 +24,8 @@ start=$(date +%s)
 nice $PY -m goldennoise fit --config "$CODE/configs/noiserefine/shapes.yaml" --data.path "$TEACHER" > fit.log 2>&1
 echo "fit seconds: $(( $(date +%s) - start ))" | tee "$OUT/fit_time.txt"
 LAST=$(ls -t runs/noiserefine_shapes/*/*/checkpoints/last.ckpt | head -1)  # the newest run's last step
-$PY "$EXP/export.py" "$LAST" "$CODE/goldennoise/noise/weights/noiserefine_shapes.safetensors" >> fit.log 2>&1
+$PY -m goldennoise export-refiner "$LAST" "$CODE/goldennoise/noise/weights/noiserefine_shapes.safetensors" \
+  >> fit.log 2>&1
 echo "shipped: $LAST" | tee -a "$OUT/fit_time.txt"
 cd "$CODE"   # report.yaml names refiner files relative to the repository
 for split in test heldout; do

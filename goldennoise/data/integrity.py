@@ -1,6 +1,7 @@
-"""Checked safetensors files: atomic writes, a content hash of tensors and metadata, and the checks that use it.
+"""Checked safetensors files: a content hash of tensors and metadata, the checks that use it, atomic JSON writes.
 
-A file written here is never seen half-written (temporary name, flushed, renamed: atomic on POSIX), and its content
+Files are written atomically (:func:`goldennoise.tensor_files.save_atomic`, :func:`write_json_atomic`: temporary
+name, flushed, renamed), so never seen half-written, and a safetensors file's content
 hash (SHA-256 over the metadata strings and each tensor's name, dtype, shape and bytes) lets a reader tell an intact
 file from a truncated, bit-flipped or hand-edited one. The hash depends on the tensors, not on the file's byte
 layout, so it is computed once from the tensors being written and checked against the tensors read back.
@@ -17,9 +18,8 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
-TMP_SUFFIX = ".tmp"
+from goldennoise.tensor_files import temporary_path
 
 
 class CorruptFileError(ValueError):
@@ -34,23 +34,6 @@ def content_hash(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str
         digest.update(f"\n{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
     return digest.hexdigest()
-
-
-def temporary_path(path: Path) -> Path:
-    """The writer's private temporary name for ``path`` (``<name>.<pid>.tmp``)."""
-    return path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
-
-
-def save_atomic(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> Path:
-    """Write a safetensors file to a temporary name, flush it to disk, then rename it onto ``path``."""
-    path = Path(path)
-    tmp = temporary_path(path)
-    save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=dict(metadata))
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o644)  # readable like any other data file (the writer's temporary is private)
-    os.replace(tmp, path)
-    return path
 
 
 def check_length(path: Path, what: str, error: type[CorruptFileError] = CorruptFileError) -> None:

@@ -35,10 +35,10 @@ from goldennoise.data.integrity import (
     check_length,
     content_hash,
     read_tensors,
-    save_atomic,
     verify_hash,
     write_json_atomic,
 )
+from goldennoise.tensor_files import save_atomic
 
 EMBED_DIR = "prompt_embeds"
 MANIFEST = "manifest.json"

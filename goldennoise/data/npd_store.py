@@ -32,7 +32,6 @@ from pathlib import Path
 import torch
 
 from goldennoise.data import shards
-from goldennoise.data.integrity import temporary_path
 from goldennoise.data.shards import (
     Shard,
     ShardError,
@@ -43,6 +42,7 @@ from goldennoise.data.shards import (
     shard_files,
     shard_path,
 )
+from goldennoise.tensor_files import temporary_path
 
 __all__ = ["NPD_FORMAT", "NPDShardError", "Shard", "flat_records", "iter_shards", "load_shard_tensors",
            "manifest_shard_ids", "read_manifest", "read_shard", "remove_stale_temporaries", "shard_dir",

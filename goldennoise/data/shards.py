@@ -26,15 +26,14 @@ import torch
 from safetensors import safe_open
 
 from goldennoise.data.integrity import (
-    TMP_SUFFIX,
     CorruptFileError,
     check_length,
     content_hash,
     read_tensors,
-    save_atomic,
     verify_hash,
     write_json_atomic,
 )
+from goldennoise.tensor_files import TMP_SUFFIX, save_atomic
 
 HASH_KEY = "content_sha256"
 SHARD_DIR = "shards"

@@ -51,7 +51,6 @@ from tqdm.auto import tqdm
 
 from goldennoise.backbones import Backbone, load_backbone
 from goldennoise.checks import check_finite, check_int, check_prompts
-from goldennoise.data.integrity import save_atomic
 from goldennoise.data.prompt_sources import SHAPES_PREFIX, load_prompts, parse_shapes_source
 from goldennoise.evaluation.config import METHOD_NAME
 from goldennoise.evaluation.grid import save_image_grid
@@ -62,6 +61,7 @@ from goldennoise.lit.noise_method import NoiseMethodModule
 from goldennoise.metrics.registry import primary_key
 from goldennoise.noise.base import Gaussian, SamplerSettings
 from goldennoise.sampling import paired_items, parse_seeds
+from goldennoise.tensor_files import save_atomic
 
 
 @contextmanager

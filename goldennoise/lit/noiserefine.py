@@ -32,6 +32,7 @@ stay fp32).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import math
@@ -56,6 +57,7 @@ from goldennoise.noise.noiserefine import (
     lora_parameters,
     refine,
 )
+from goldennoise.tensor_files import naming_checkpoint
 
 LOSSES = ("surrogate", "literal", "inverted")
 LR_SCHEDULES = ("constant", "cosine")
@@ -293,6 +295,29 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
         share = spectrum / spectrum.sum().clamp(min=1e-30)
         for ring, value in enumerate(share):
             self.log(f"val/delta/spectrum_ring{ring}", value, sync_dist=True)
+
+
+def export_refiner_command(argv: list[str]) -> Path:
+    """``python -m goldennoise export-refiner <checkpoint.ckpt> <refiner.safetensors>``: a fit's LoRA as a file.
+
+    Raises:
+        FileNotFoundError: no checkpoint at the path.
+        CheckpointError: the file is not a readable NoiseRefine checkpoint (it is named).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m goldennoise export-refiner",
+        description="Write a NoiseRefine fit's checkpoint as the standard diffusers/PEFT LoRA .safetensors file, "
+                    "loadable by NoiseRefineNoise(checkpoint=...) and by pipeline.load_lora_weights.")
+    parser.add_argument("checkpoint", help="a NoiseRefineModule checkpoint (.ckpt), e.g. the path a fit prints")
+    parser.add_argument("output", help="the .safetensors file to write")
+    args = parser.parse_args(argv)
+    if not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"No checkpoint file at {args.checkpoint}.")
+    with naming_checkpoint(args.checkpoint):
+        module = load_noiserefine_checkpoint(args.checkpoint)
+    path = module.export(args.output)
+    print(f"wrote {path}")
+    return path
 
 
 def load_noiserefine_checkpoint(path: str | Path, map_location: str = "cpu") -> NoiseRefineModule:

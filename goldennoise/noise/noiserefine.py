@@ -41,12 +41,12 @@ import torch
 from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
 from peft.tuners.tuners_utils import BaseTunerLayer, check_target_module_exists
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from goldennoise.backbones import Backbone, PromptEmbeds, load_backbone
 from goldennoise.checks import check_int, check_tensor
 from goldennoise.noise.base import NoiseContext, NoiseMethod
+from goldennoise.tensor_files import naming_checkpoint, save_atomic
 
 ADAPTER = "refiner"
 """The adapter's name on the UNet."""
@@ -309,6 +309,8 @@ def export_refiner(backbone: Backbone, config: RefinerConfig, path: str | Path, 
         backbone_name: the base model's name or hub id, stored so :class:`NoiseRefineNoise` can load it.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give the .safetensors file to write.")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = get_peft_model_state_dict(backbone.unet, adapter_name=ADAPTER)
     tensors = {f"unet.{key}": value.detach().float().cpu().contiguous() for key, value in state.items()}
@@ -318,7 +320,7 @@ def export_refiner(backbone: Backbone, config: RefinerConfig, path: str | Path, 
     lora = {f"unet.{key}": value for key, value in config.lora_config().to_dict().items()}
     metadata = {"format": "pt", "lora_adapter_metadata": json.dumps(lora, sort_keys=True, default=list),
                 METADATA_KEY: json.dumps(ours, default=list)}
-    save_file(tensors, str(path), metadata=metadata)
+    save_atomic(path, tensors, metadata)
     return path
 
 
@@ -333,12 +335,15 @@ def resolve_refiner_file(checkpoint: str | Path) -> Path:
 def read_refiner(checkpoint: str | Path) -> tuple[RefinerConfig, dict[str, Any], dict[str, torch.Tensor]]:
     """The config, goldennoise metadata and PEFT state (keys without ``unet.``) of a refiner file."""
     path = resolve_refiner_file(checkpoint)
-    with safe_open(str(path), "pt") as handle:
+    if path.suffix == ".ckpt":
+        raise ValueError(f"{path} is a Lightning checkpoint; NoiseRefine loads the .safetensors file exported from "
+                         "it: python -m goldennoise export-refiner <checkpoint.ckpt> <refiner.safetensors>.")
+    with naming_checkpoint(path), safe_open(str(path), "pt") as handle:
         meta = handle.metadata() or {}
         state = {key.removeprefix("unet."): handle.get_tensor(key) for key in handle.keys()}
     if METADATA_KEY not in meta:
-        raise ValueError(f"{path} is not a goldennoise NoiseRefine file (no {METADATA_KEY!r} metadata); load a "
-                         "plain LoRA with pipeline.load_lora_weights instead.")
+        raise ValueError(f"{path} is not a goldennoise NoiseRefine file (no {METADATA_KEY!r} metadata); a plain "
+                         "diffusers LoRA loads with pipeline.load_lora_weights instead.")
     info = json.loads(meta[METADATA_KEY])
     fields = {key: info[key] for key in ("rank", "alpha", "dropout", "target_modules", "output", "timestep")}
     return RefinerConfig(**fields), info, state

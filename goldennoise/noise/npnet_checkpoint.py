@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import save_file
 
 from goldennoise import hub
 from goldennoise.errors import CheckpointError, MissingWeightsError
 from goldennoise.noise.npnet import PRESETS, NPNet, NPNetConfig, SwinConfig
 from goldennoise.shipped import export_target
-from goldennoise.tensor_files import read_tensor_file
+from goldennoise.tensor_files import read_tensor_file, save_atomic
 
 OFFICIAL_TEXT_KEY = "embeeding"
 """The official checkpoint's (misspelled) key of the AdaGroupNorm text path; required for compatibility."""
@@ -161,7 +160,7 @@ def save_npnet_state(state: StateDict, path: str | Path, layout: SafetensorsLayo
     path.parent.mkdir(parents=True, exist_ok=True)
     state = normalize_flat(state)
     if path.suffix == ".safetensors":
-        save_file(to_safetensors_layout(state, layout), str(path))
+        save_atomic(path, to_safetensors_layout(state, layout))
     else:
         torch.save(nest_official(state), path)
     return path

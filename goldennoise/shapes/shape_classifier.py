@@ -29,10 +29,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from goldennoise.shapes.world import SHAPES
+from goldennoise.tensor_files import save_atomic
 
 CLASSIFIER_DIR = Path(__file__).resolve().parent / "classifiers"
 """Folder of the shipped classifiers: ``<name>.safetensors``, loaded by name with :func:`load_shape_classifier`."""
@@ -206,7 +207,7 @@ def save_shape_classifier(classifier: ShapeClassifier, path: str | Path) -> None
     settings = {"classes": classifier.classes, "patch_size": classifier.patch_size, "extent": classifier.extent,
                 "pool": classifier.pool, "hidden": classifier.hidden, "description": classifier.description}
     state = {k: v.detach().half().contiguous() for k, v in classifier.state_dict().items()}
-    save_file(state, str(path), metadata={"settings": json.dumps(settings)})
+    save_atomic(path, state, {"settings": json.dumps(settings)})
 
 
 @functools.lru_cache(maxsize=4)

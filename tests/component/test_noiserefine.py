@@ -20,8 +20,9 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from goldennoise.backbones import PromptEmbeds
+from goldennoise.backbones import PromptEmbeds, load_backbone
 from goldennoise.backbones.tiny import tiny_sd_pipeline
+from goldennoise.cli import main
 from goldennoise.collection.teacher import collect_teacher
 from goldennoise.collection.teacher_config import TeacherConfig
 from goldennoise.data import TextImagePairDataModule
@@ -50,6 +51,7 @@ from goldennoise.noise.noiserefine import (
     inject_refiner,
     lora_parameters,
     merge_refiner,
+    read_refiner,
     refine,
     refine_with_pipeline,
 )
@@ -488,6 +490,44 @@ def test_bad_inputs_get_one_clear_error_each(refined, tiny_sd, shapes, tmp_path)
     with pytest.raises(ValueError, match="no adapter to enable"):
         with shapes.adapter(True):
             pass
+
+
+def test_export_refiner_command_writes_the_fits_lora_and_names_each_bad_file(tmp_path, capsys):
+    module = NoiseRefineModule(**FAST)
+    records = teacher_records(module.backbone, PROMPTS, [0, 1])
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(module, train_dataloaders=teacher_loader(records))
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+
+    out = tmp_path / "export" / "refiner.safetensors"
+    main(["export-refiner", str(tmp_path / "last.ckpt"), str(out)])
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
+    assert out.stat().st_mode & 0o044 == 0o044  # readable by others (safetensors alone writes it owner-only)
+    batch = next(iter(teacher_loader(records)))
+    cond = PromptEmbeds(batch["prompt_embeds"])
+    fresh = load_backbone("tiny-sd")
+    torch.testing.assert_close(refine(fresh, batch["noise"], cond, load_refiner(fresh, out)).detach(),
+                               refine(module.backbone, batch["noise"], cond, module.config).detach(), rtol=0, atol=0)
+
+    (tmp_path / "junk.ckpt").write_text("not a checkpoint")
+    (tmp_path / "junk.safetensors").write_text("not a refiner")
+    (tmp_path / "short.safetensors").write_bytes(out.read_bytes()[:2000])
+    cases = {
+        ("export-refiner", str(tmp_path / "missing.ckpt"), str(out)): "No checkpoint file at",
+        ("export-refiner", str(tmp_path / "junk.ckpt"), str(out)): "Cannot read the checkpoint",
+        ("export-refiner", str(tmp_path / "last.ckpt"), str(tmp_path)): "is a folder; give the .safetensors file",
+    }
+    for args, message in cases.items():
+        with pytest.raises(SystemExit) as info:
+            main(list(args))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert info.value.code == 2 and len(err) == 1 and message in err[0], err
+    with pytest.raises(ValueError, match="is a Lightning checkpoint; .* export-refiner"):
+        read_refiner(tmp_path / "last.ckpt")
+    for name in ("junk.safetensors", "short.safetensors"):
+        with pytest.raises(ValueError, match=f"Cannot read the checkpoint '{tmp_path / name}'"):
+            read_refiner(tmp_path / name)
 
 
 def test_radial_power_spectrum_puts_a_constant_in_the_lowest_ring():

@@ -80,6 +80,18 @@ def test_an_error_wrapped_by_jsonargparse_is_reported_by_its_cause(capsys, monke
     assert cause is not None
 
 
+@pytest.mark.parametrize("error", [FileNotFoundError("No teacher data in /data/x."),
+                                   IsADirectoryError(21, "Is a directory", "out.safetensors"),
+                                   PermissionError(13, "Permission denied", "/root/x")])
+def test_a_missing_or_unreadable_file_is_a_user_error(capsys, monkeypatch, error):
+    def fail(argv: list[str]) -> None:
+        raise error
+
+    monkeypatch.setitem(COMMANDS, "fail", Command("Fail.", fail))
+    code, err = run_main(capsys, "fail")
+    assert code == 2 and err == [f"error: {error}"]
+
+
 def test_unexpected_errors_keep_their_traceback(monkeypatch):
     def fail(argv: list[str]) -> None:
         raise RuntimeError("a bug")

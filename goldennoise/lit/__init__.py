@@ -1,5 +1,6 @@
 """LightningModules (thin wiring of noise methods, backbones, samplers, metrics) and the evaluation harness callback."""
 
+from goldennoise.lit.checkpoints import FinalStepCheckpoint
 from goldennoise.lit.frozen import FrozenBackboneModule
 from goldennoise.lit.harness import NoiseMethodHarness
 from goldennoise.lit.noise_method import NoiseMethodModule
@@ -10,6 +11,7 @@ from goldennoise.lit.shapes_diffusion import ShapesDiffusionModule
 from goldennoise.lit.shapes_vae import ShapesVAEModule
 
 __all__ = [
+    "FinalStepCheckpoint",
     "FrozenBackboneModule",
     "NPNetModule",
     "NoiseMethodHarness",

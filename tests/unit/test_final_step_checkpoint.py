@@ -1,0 +1,44 @@
+"""FinalStepCheckpoint: last.ckpt holds the fit's last step even when the fit ends between two saves."""
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
+
+from goldennoise.lit import FinalStepCheckpoint
+
+
+class Line(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 1)
+
+    def training_step(self, batch, batch_idx):
+        (x,) = batch
+        loss = self.layer(x).pow(2).mean()
+        self.log("train/loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _fit(callback: ModelCheckpoint, max_steps: int) -> None:
+    data = DataLoader(TensorDataset(torch.randn(64, 2)), batch_size=4)
+    trainer = L.Trainer(accelerator="cpu", max_steps=max_steps, logger=False, callbacks=[callback],
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(Line(), train_dataloaders=data)
+
+
+@pytest.mark.parametrize(("cls", "saved_step"), [(ModelCheckpoint, 4), (FinalStepCheckpoint, 7)])
+def test_last_checkpoint_holds_the_last_step(tmp_path, cls, saved_step):
+    _fit(cls(dirpath=tmp_path, filename="last", every_n_train_steps=4, save_top_k=1), max_steps=7)
+    assert torch.load(tmp_path / "last.ckpt", weights_only=False)["global_step"] == saved_step
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+
+
+def test_a_monitored_checkpoint_is_not_saved_again_at_the_end(tmp_path):
+    _fit(FinalStepCheckpoint(dirpath=tmp_path, monitor="train/loss", every_n_train_steps=4, save_top_k=1), 7)
+    (only,) = tmp_path.iterdir()
+    assert torch.load(only, weights_only=False)["global_step"] == 4

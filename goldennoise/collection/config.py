@@ -17,7 +17,7 @@ from goldennoise.backbones.cost import evaluations_per_step
 from goldennoise.checks import check_finite, check_int, check_prompts
 from goldennoise.data.prompt_sources import SHAPES_PREFIX, PromptList, load_prompts, parse_shapes_source
 from goldennoise.metrics.registry import METRICS
-from goldennoise.sampling import paired_items, parse_seeds
+from goldennoise.sampling import paired_items, parse_seeds, seed_spec
 
 
 @dataclass
@@ -64,8 +64,8 @@ class CollectConfig:
         prompt_column: prompt column of tabular sources.
         prompt_split: dataset split of hub sources.
         max_prompts: keep only the first prompts.
-        seeds: seed list such as ``"0-3"`` paired with every prompt; ``null`` uses the source's per-prompt seeds
-            (the official ``train_60000.json`` style: one seed per prompt).
+        seeds: seed list such as ``"0-3"`` (an integer: one seed) paired with every prompt; ``null`` uses the
+            source's per-prompt seeds (the official ``train_60000.json`` style: one seed per prompt).
         num_steps: DDIM steps N, at least 2 (docs/npnet.md §2.2: ambiguous in the official code; 10 here).
         denoise_guidance: ω_l, CFG of the denoising move and of both images (official 5.5).
         inversion_guidance: ω_w, CFG of the inversion move (official 1.0: conditional only).
@@ -96,7 +96,7 @@ class CollectConfig:
     prompt_column: str | None = None
     prompt_split: str | None = None
     max_prompts: int | None = None
-    seeds: str | None = "0"
+    seeds: str | int | None = "0"
     num_steps: int = 10
     denoise_guidance: float = 5.5
     inversion_guidance: float = 1.0
@@ -131,7 +131,7 @@ class CollectConfig:
         if self.max_prompts is not None:
             check_int("max_prompts", self.max_prompts, minimum=1)
         if self.seeds is not None:
-            parse_seeds(self.seeds)
+            self.seeds = seed_spec(self.seeds)
 
     def _check_sampling(self) -> None:
         check_int("num_steps", self.num_steps, minimum=2)  # the re-denoise step moves between the first two levels

@@ -16,7 +16,7 @@ from goldennoise.backbones import parse_dtype
 from goldennoise.checks import check_finite, check_int, check_prompts
 from goldennoise.collection.config import ScorerSpec
 from goldennoise.data.prompt_sources import SHAPES_PREFIX, parse_shapes_source
-from goldennoise.sampling import parse_seeds
+from goldennoise.sampling import seed_spec
 
 
 @dataclass
@@ -35,7 +35,8 @@ class TeacherConfig:
         prompt_column: prompt column of tabular sources.
         prompt_split: dataset split of hub sources.
         max_prompts: keep only the first prompts.
-        seeds: seed list such as ``"0-3"`` paired with every prompt; ``null`` uses the source's per-prompt seeds.
+        seeds: seed list such as ``"0-3"`` (an integer: one seed) paired with every prompt; ``null`` uses the
+            source's per-prompt seeds.
         distinct_seeds: give every prompt its own seeds (the k-th seed of prompt p is ``seeds[k] + p · len(seeds)``),
             so no two records share an x_T, the paper's fresh Gaussian noise per sample; false pairs every prompt
             with the same seeds (then per-sample scale draws repeat across prompts too).
@@ -68,7 +69,7 @@ class TeacherConfig:
     prompt_column: str | None = None
     prompt_split: str | None = None
     max_prompts: int | None = None
-    seeds: str | None = "0"
+    seeds: str | int | None = "0"
     distinct_seeds: bool = True
     num_steps: int = 20
     guidance_scale: float = 7.5
@@ -98,7 +99,7 @@ class TeacherConfig:
         if self.max_prompts is not None:
             check_int("max_prompts", self.max_prompts, minimum=1)
         if self.seeds is not None:
-            parse_seeds(self.seeds)
+            self.seeds = seed_spec(self.seeds)
         self._check_guidance()
         self._check_execution()
 

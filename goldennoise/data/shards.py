@@ -244,12 +244,28 @@ def prepare_folder(fmt: ShardFormat, folder: str | Path, digest: str, num_items:
         raise ValueError(f"{out} holds shards of no goldennoise run (no {fmt.manifest}); choose a new output_dir.")
     if manifest is not None and manifest["config_hash"] != digest:
         if shards:
+            changed = changed_settings(manifest.get("config", {}), config)
             raise ValueError(f"{out} holds another run ({len(shards)} shards, config hash {manifest['config_hash']}; "
-                             f"this one {digest}); choose a new output_dir or restore the settings it was run with.")
+                             f"this one {digest}; settings that differ: {changed or 'none, so its prompts or seeds'}"
+                             "); choose a new output_dir or restore the settings it was run with.")
         manifest = None
     if manifest is None:
         write_manifest(fmt, out, digest, num_items, config)
     remove_stale_temporaries(out)
+
+
+def changed_settings(stored: dict, current: dict, limit: int = 6, width: int = 40) -> str:
+    """The settings whose values differ between a stored run's config and this one's, as ``name (old → new)``.
+
+    Shortened to ``limit`` settings and ``width`` characters a value; empty when none differs.
+    """
+    def shown(value: object) -> str:
+        text = json.dumps(value, default=str)
+        return text if len(text) <= width else text[:width - 1] + "…"
+
+    names = sorted(k for k in stored.keys() | current.keys() if stored.get(k) != current.get(k))
+    parts = [f"{k} ({shown(stored.get(k))} → {shown(current.get(k))})" for k in names[:limit]]
+    return ", ".join(parts + ([f"{len(names) - limit} more"] if len(names) > limit else []))
 
 
 def _shard_id(path: Path) -> int | None:

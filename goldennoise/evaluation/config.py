@@ -15,7 +15,7 @@ from goldennoise.checks import check_prompts
 from goldennoise.data.prompt_sources import PromptList, load_prompts
 from goldennoise.evaluation.harness import Item, MethodSpec
 from goldennoise.noise.base import SamplerSettings
-from goldennoise.sampling import paired_items, parse_seeds
+from goldennoise.sampling import paired_items, parse_seeds, seed_spec
 
 METHOD_NAME = re.compile(r"^[A-Za-z0-9_.\- ]+$")
 
@@ -35,7 +35,7 @@ class EvaluateConfig:
         prompt_column: prompt column of tabular sources.
         prompt_split: dataset split of hub sources.
         max_prompts: keep only the first prompts.
-        seeds: seed list such as ``"0-3"``, paired with every prompt.
+        seeds: seed list such as ``"0-3"`` (an integer: one seed), paired with every prompt.
         distinct_seeds: give every prompt its own seeds: the k-th seed of prompt p is ``seeds[k] + p · len(seeds)``,
             so no two pairs share a noise (independent pairs); ``false`` reuses the same seeds for every prompt.
         steps: sampler steps of the images.
@@ -67,7 +67,7 @@ class EvaluateConfig:
     prompt_column: str | None = None
     prompt_split: str | None = None
     max_prompts: int | None = None
-    seeds: str = "0-3"
+    seeds: str | int = "0-3"
     distinct_seeds: bool = False
     steps: int = 20
     scheduler: str = "ddim"
@@ -88,6 +88,7 @@ class EvaluateConfig:
     mlflow_tracking_uri: str | None = "sqlite:///mlruns.db"
 
     def __post_init__(self) -> None:
+        self.seeds = seed_spec(self.seeds)
         if not self.methods:
             raise ValueError("An evaluation needs at least one method.")
         names = [m.name for m in self.methods]

@@ -30,7 +30,7 @@ from goldennoise.sampling.inversion import (
     inverter_calls_per_step,
     make_inverter,
 )
-from goldennoise.sampling.rng import SEED_MAX, check_seed, noise_for_seeds, paired_items, parse_seeds
+from goldennoise.sampling.rng import SEED_MAX, check_seed, noise_for_seeds, paired_items, parse_seeds, seed_spec
 
 __all__ = [
     "DDIMSchedule",
@@ -60,6 +60,7 @@ __all__ = [
     "noise_for_seeds",
     "paired_items",
     "parse_seeds",
+    "seed_spec",
     "redenoise",
     "redenoise_step",
     "sample",

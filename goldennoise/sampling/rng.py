@@ -82,6 +82,13 @@ def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
     return seeds
 
 
+def seed_spec(spec: str | int) -> str:
+    """A seed list in its text form, checked: an int (YAML's ``seeds: 3``) is the one-seed list ``"3"``."""
+    text = str(spec)
+    parse_seeds(text)
+    return text
+
+
 def paired_items(prompts: list[str], seeds: list[int], distinct_seeds: bool) -> list[tuple[int, str, int]]:
     """``(prompt_id, prompt, seed)`` of prompts × seeds, prompt-major.
 

@@ -103,7 +103,9 @@ def test_a_different_config_refuses_an_existing_dataset(tmp_path, reference, cap
     with pytest.raises(SystemExit) as info:  # a user error: one line, exit code 2
         main(["collect", "--config", str(write_config(tmp_path)), "--prompts", "[a red cube]", "--seeds", "0",
               "--convention", "textbook"])
-    assert info.value.code == 2 and "holds another run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "holds another run" in err
+    assert 'settings that differ: convention ("' in err and '→ "textbook")' in err  # names the change
     assert len(list(iter_shards(folder))) == 1
 
 

@@ -64,6 +64,16 @@ def test_collect_never_overwrites_shards_it_did_not_write(tmp_path):
         prepare_folder(NPD_FORMAT, tmp_path / "npd", "abc", 1, {"shard_size": 1})
 
 
+def test_changed_settings_names_each_difference_shortly():
+    from goldennoise.data.shards import changed_settings
+
+    stored = {"batch_size": 16, "seeds": "0-3", "prompts": ["a" * 60], "devices": 1}
+    current = {"batch_size": 8, "seeds": "0-3", "prompts": ["b" * 60], "devices": 1, "pag_scale": 0.5}
+    assert changed_settings(stored, current) == (f'batch_size (16 → 8), pag_scale (null → 0.5), prompts (["{"a" * 37}… '
+                                                 f'→ ["{"b" * 37}…)')
+    assert changed_settings(stored, stored) == ""
+    assert changed_settings(stored, current, limit=1) == "batch_size (16 → 8), 2 more"
+
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"prompts": ["a cat", "   "]}, r"prompts\[1\] is '   '; every prompt needs some text"),
@@ -102,7 +112,8 @@ def test_collect_command_fails_before_loading_a_model_or_writing(tmp_path, monke
             cli.collect_command(["--output_dir", str(out), "--backbone", "tiny-sd", "--prompts", '["a cat"]',
                                  *flags])
     assert not out.exists()
-TINY_SDXL = str(Path(__file__).resolve().parents[2] / "configs" / "npd" / "tiny_sdxl.yaml")
+ROOT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TINY_SDXL = str(ROOT_CONFIGS / "npd" / "tiny_sdxl.yaml")
 
 
 def test_a_later_config_or_flag_replaces_the_scorers_list(tmp_path, capsys):
@@ -121,3 +132,16 @@ def test_a_later_config_or_flag_replaces_the_scorers_list(tmp_path, capsys):
         parse_config(["--config", TINY_SDXL, "--config", str(overlay), "--print_config"])
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["scorers"] == [{"metric": "pickscore", "name": None, "model": None, "version": "v2.1"}]
+
+
+@pytest.mark.parametrize("module", ["goldennoise.collection.cli", "goldennoise.collection.teacher_cli",
+                                    "goldennoise.evaluation.cli"])
+def test_a_yaml_integer_is_a_one_seed_list(tmp_path, module):
+    overlay = tmp_path / "seeds.yaml"
+    overlay.write_text("seeds: 1000000\n")
+    base = ROOT_CONFIGS / {"goldennoise.collection.cli": "npd/tiny_sdxl.yaml",
+                           "goldennoise.collection.teacher_cli": "teacher/shapes.yaml",
+                           "goldennoise.evaluation.cli": "eval/shapes.yaml"}[module]
+    parsed = importlib.import_module(module).parse_config(["--config", str(base), "--config", str(overlay)])
+    config = parsed[0] if isinstance(parsed, tuple) else parsed
+    assert config.seeds == "1000000"

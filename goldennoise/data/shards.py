@@ -115,7 +115,7 @@ def shard_files(folder: str | Path) -> list[Path]:
 
 def write_shard(fmt: ShardFormat, path: str | Path, tensors: dict[str, torch.Tensor], records: list[dict],
                 config_hash: str, meta: dict[str, str] | None = None) -> Path:
-    """Write a shard atomically (:func:`~goldennoise.data.integrity.save_atomic`), with its content hash.
+    """Write a shard atomically (:func:`~goldennoise.tensor_files.save_atomic`), with its content hash.
 
     Args:
         fmt: the run's shard format.
@@ -246,8 +246,8 @@ def prepare_folder(fmt: ShardFormat, folder: str | Path, digest: str, num_items:
         if shards:
             changed = changed_settings(manifest.get("config", {}), config)
             raise ValueError(f"{out} holds another run ({len(shards)} shards, config hash {manifest['config_hash']}; "
-                             f"this one {digest}; settings that differ: {changed or 'none, so its prompts or seeds'}"
-                             "); choose a new output_dir or restore the settings it was run with.")
+                             f"this one {digest}; settings that differ: {changed or 'none'}, or its prompts or seeds); "
+                             "choose a new output_dir or restore the settings it was run with.")
         manifest = None
     if manifest is None:
         write_manifest(fmt, out, digest, num_items, config)
@@ -257,15 +257,28 @@ def prepare_folder(fmt: ShardFormat, folder: str | Path, digest: str, num_items:
 def changed_settings(stored: dict, current: dict, limit: int = 6, width: int = 40) -> str:
     """The settings whose values differ between a stored run's config and this one's, as ``name (old → new)``.
 
-    Shortened to ``limit`` settings and ``width`` characters a value; empty when none differs.
+    Nested settings are compared one by one (``settings.batch_size``). Shortened to ``limit`` settings and ``width``
+    characters a value; empty when none differs.
     """
     def shown(value: object) -> str:
         text = json.dumps(value, default=str)
         return text if len(text) <= width else text[:width - 1] + "…"
 
+    stored, current = _flat(stored), _flat(current)
     names = sorted(k for k in stored.keys() | current.keys() if stored.get(k) != current.get(k))
     parts = [f"{k} ({shown(stored.get(k))} → {shown(current.get(k))})" for k in names[:limit]]
     return ", ".join(parts + ([f"{len(names) - limit} more"] if len(names) > limit else []))
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    """Nested dicts as one dict with dotted keys."""
+    flat: dict = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _shard_id(path: Path) -> int | None:

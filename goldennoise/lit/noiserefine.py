@@ -173,6 +173,12 @@ class NoiseRefineModule(FrozenPartMixin, NoiseMethodModule):
             raise ValueError(f"init_refiner {checkpoint} was built with {', '.join(differ)}; give this module the "
                              "same LoRA settings to start from it.")
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the adapter only (:class:`FrozenPartMixin`); a warm start's file is not needed to load it again."""
+        super().on_save_checkpoint(checkpoint)
+        if "hyper_parameters" in checkpoint:  # the state dict holds the whole adapter
+            checkpoint["hyper_parameters"] = {**checkpoint["hyper_parameters"], "init_refiner": None}
+
     # --- the method -----------------------------------------------------------------------------------------------
 
     def train(self, mode: bool = True) -> NoiseRefineModule:
@@ -313,8 +319,8 @@ def export_refiner_command(argv: list[str]) -> Path:
     args = parser.parse_args(argv)
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"No checkpoint file at {args.checkpoint}.")
-    with naming_checkpoint(args.checkpoint):
-        module = load_noiserefine_checkpoint(args.checkpoint)
+    with naming_checkpoint(args.checkpoint, keep=(ValueError, PermissionError, IsADirectoryError)):
+        module = load_noiserefine_checkpoint(args.checkpoint)  # a ValueError is the module's, about its settings
     path = module.export(args.output)
     print(f"wrote {path}")
     return path
@@ -323,5 +329,5 @@ def export_refiner_command(argv: list[str]) -> Path:
 def load_noiserefine_checkpoint(path: str | Path, map_location: str = "cpu") -> NoiseRefineModule:
     """A :class:`NoiseRefineModule` from a Lightning checkpoint (adapter from the file, base from the backbone)."""
     module = NoiseRefineModule.load_from_checkpoint(str(path), map_location=map_location, weights_only=False,
-                                                    init_refiner=None)  # the checkpoint holds the adapter
+                                                    init_refiner=None)  # checkpoints written before it was cleared
     return module.eval()

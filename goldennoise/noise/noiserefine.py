@@ -311,6 +311,8 @@ def export_refiner(backbone: Backbone, config: RefinerConfig, path: str | Path, 
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; give the .safetensors file to write.")
+    if path.suffix != ".safetensors":
+        raise ValueError(f"A refiner is written as a .safetensors file, got {path}.")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = get_peft_model_state_dict(backbone.unet, adapter_name=ADAPTER)
     tensors = {f"unet.{key}": value.detach().float().cpu().contiguous() for key, value in state.items()}
@@ -338,12 +340,12 @@ def read_refiner(checkpoint: str | Path) -> tuple[RefinerConfig, dict[str, Any],
     if path.suffix == ".ckpt":
         raise ValueError(f"{path} is a Lightning checkpoint; NoiseRefine loads the .safetensors file exported from "
                          "it: python -m goldennoise export-refiner <checkpoint.ckpt> <refiner.safetensors>.")
-    with naming_checkpoint(path), safe_open(str(path), "pt") as handle:
+    with naming_checkpoint(path, keep=(PermissionError,)), safe_open(str(path), "pt") as handle:
         meta = handle.metadata() or {}
         state = {key.removeprefix("unet."): handle.get_tensor(key) for key in handle.keys()}
     if METADATA_KEY not in meta:
-        raise ValueError(f"{path} is not a goldennoise NoiseRefine file (no {METADATA_KEY!r} metadata); a plain "
-                         "diffusers LoRA loads with pipeline.load_lora_weights instead.")
+        raise ValueError(f"{path} is not a goldennoise NoiseRefine file (no {METADATA_KEY!r} metadata); if it is a "
+                         "plain diffusers LoRA, load it with pipeline.load_lora_weights.")
     info = json.loads(meta[METADATA_KEY])
     fields = {key: info[key] for key in ("rank", "alpha", "dropout", "target_modules", "output", "timestep")}
     return RefinerConfig(**fields), info, state

@@ -82,9 +82,9 @@ def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
     return seeds
 
 
-def seed_spec(spec: str | int) -> str:
+def seed_spec(spec: str | int | Iterable[int]) -> str:
     """A seed list in its text form, checked: an int (YAML's ``seeds: 3``) is the one-seed list ``"3"``."""
-    text = str(spec)
+    text = spec if isinstance(spec, str) else ",".join(str(seed) for seed in parse_seeds(spec))
     parse_seeds(text)
     return text
 

@@ -159,9 +159,11 @@ def test_a_warm_start_begins_at_the_exported_refiner_trains_it_and_refuses_other
     assert (moved - start).abs().max() > 1e-4
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     path.unlink()  # a checkpoint holds the adapter: the start file is no longer needed
-    loaded = load_noiserefine_checkpoint(tmp_path / "last.ckpt")
-    torch.testing.assert_close(refine(loaded.backbone, batch["noise"], cond, loaded.config).detach(), moved,
-                               rtol=0, atol=0)
+    assert module.hparams.init_refiner == str(path)  # the module still says where it started
+    for loaded in (load_noiserefine_checkpoint(tmp_path / "last.ckpt"),
+                   NoiseRefineModule.load_from_checkpoint(tmp_path / "last.ckpt", weights_only=False)):
+        torch.testing.assert_close(refine(loaded.backbone, batch["noise"], cond, loaded.config).detach(), moved,
+                                   rtol=0, atol=0)
 
     other = export_refiner(*refined, tmp_path / "again.safetensors", "tiny-sd")
     with pytest.raises(ValueError, match=r"built with rank 4 \(here 2\), target_modules .*same LoRA settings"):
@@ -517,6 +519,7 @@ def test_export_refiner_command_writes_the_fits_lora_and_names_each_bad_file(tmp
         ("export-refiner", str(tmp_path / "missing.ckpt"), str(out)): "No checkpoint file at",
         ("export-refiner", str(tmp_path / "junk.ckpt"), str(out)): "Cannot read the checkpoint",
         ("export-refiner", str(tmp_path / "last.ckpt"), str(tmp_path)): "is a folder; give the .safetensors file",
+        ("export-refiner", str(tmp_path / "last.ckpt"), str(tmp_path / "x.ckpt")): "written as a .safetensors file",
     }
     for args, message in cases.items():
         with pytest.raises(SystemExit) as info:

@@ -18,16 +18,17 @@ class Line(L.LightningModule):
         (x,) = batch
         loss = self.layer(x).pow(2).mean()
         self.log("train/loss", loss)
+        self.log("train/step", float(self.global_step))  # grows every step: a monitor would save each time
         return loss
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def _fit(callback: ModelCheckpoint, max_steps: int) -> None:
-    data = DataLoader(TensorDataset(torch.randn(64, 2)), batch_size=4)
+def _fit(callback: ModelCheckpoint, max_steps: int, **trainer_args) -> None:
+    data = DataLoader(TensorDataset(torch.randn(64, 2, generator=torch.Generator().manual_seed(0))), batch_size=4)
     trainer = L.Trainer(accelerator="cpu", max_steps=max_steps, logger=False, callbacks=[callback],
-                        enable_progress_bar=False, enable_model_summary=False)
+                        enable_progress_bar=False, enable_model_summary=False, **trainer_args)
     trainer.fit(Line(), train_dataloaders=data)
 
 
@@ -39,6 +40,12 @@ def test_last_checkpoint_holds_the_last_step(tmp_path, cls, saved_step):
 
 
 def test_a_monitored_checkpoint_is_not_saved_again_at_the_end(tmp_path):
-    _fit(FinalStepCheckpoint(dirpath=tmp_path, monitor="train/loss", every_n_train_steps=4, save_top_k=1), 7)
-    (only,) = tmp_path.iterdir()
-    assert torch.load(only, weights_only=False)["global_step"] == 4
+    callback = FinalStepCheckpoint(dirpath=tmp_path, filename="best", monitor="train/step", mode="max",
+                                   every_n_train_steps=4, save_top_k=1)
+    _fit(callback, 7)
+    assert torch.load(tmp_path / "best.ckpt", weights_only=False)["global_step"] == 4
+
+
+def test_nothing_is_saved_where_lightning_saves_nothing(tmp_path):
+    _fit(FinalStepCheckpoint(dirpath=tmp_path, filename="last"), 7, fast_dev_run=True)
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())

@@ -72,6 +72,8 @@ def test_changed_settings_names_each_difference_shortly():
     assert changed_settings(stored, current) == (f'batch_size (16 → 8), pag_scale (null → 0.5), prompts (["{"a" * 37}… '
                                                  f'→ ["{"b" * 37}…)')
     assert changed_settings(stored, stored) == ""
+    evaluation = {"settings": {"steps": 20, "backbone": "shapes"}}
+    assert changed_settings(evaluation, {"settings": {"steps": 10, "backbone": "shapes"}}) == "settings.steps (20 → 10)"
     assert changed_settings(stored, current, limit=1) == "batch_size (16 → 8), 2 more"
 
 
@@ -145,3 +147,11 @@ def test_a_yaml_integer_is_a_one_seed_list(tmp_path, module):
     parsed = importlib.import_module(module).parse_config(["--config", str(base), "--config", str(overlay)])
     config = parsed[0] if isinstance(parsed, tuple) else parsed
     assert config.seeds == "1000000"
+
+
+def test_a_seed_spec_is_text_whatever_it_was_given_as():
+    from goldennoise.sampling import seed_spec
+
+    assert (seed_spec("0-3"), seed_spec(7), seed_spec([0, 5])) == ("0-3", "7", "0,5")
+    with pytest.raises(ValueError, match="Cannot parse seed range"):
+        seed_spec("1.7")

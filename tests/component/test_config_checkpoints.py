@@ -42,7 +42,7 @@ def _callbacks(config: Path, dirpath: Path) -> list[L.Callback]:
     """The config's checkpoint callbacks, writing to ``dirpath`` (other callbacks, like the harness, are left out)."""
     specs = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
     return [instantiate_class((), {**spec, "init_args": {**spec.get("init_args", {}), "dirpath": str(dirpath)}})
-            for spec in specs if spec["class_path"].endswith(".ModelCheckpoint")]
+            for spec in specs if spec["class_path"].endswith(("ModelCheckpoint", "FinalStepCheckpoint"))]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))

@@ -196,8 +196,9 @@ def test_help_lists_every_subcommand(capsys):
         main(["--help"])
     assert info.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "{fit,validate,test,predict,collect,collect-teacher,evaluate,sweep}" in out
+    assert "{fit,validate,test,predict,collect,collect-teacher,evaluate,export-refiner,sweep}" in out
     assert "collect Collect a noise prompt dataset (NPD)" in out
+    assert "export-refiner Write a NoiseRefine fit's checkpoint as the diffusers/PEFT LoRA file" in out
     assert "sweep Run a fit, collect or evaluate config at every point" in out
 
 

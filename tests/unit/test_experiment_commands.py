@@ -25,6 +25,8 @@ FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
 INLINE = re.compile(r"`([^`\n]+)`")
 SHELL_OPERATORS = {">", ">>", "<", "|", "||", "&&", ";", "&", "2>&1"}
 ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
+WITHOUT_CONFIG = {"export-refiner"}
+"""Subcommands that take file paths, not a config (no ``--print_config``; their own tests cover them)."""
 
 
 def _logical_lines(block: str) -> list[str]:
@@ -54,7 +56,8 @@ def readme_commands(text: str) -> list[tuple[dict[str, str], list[str]]]:
     lines += [span for span in INLINE.findall(prose)]
     lines += [line for line in _logical_lines(INLINE.sub("", prose)) if line.startswith("    ")]
     commands = [command for line in lines if (command := _command(line)) is not None]
-    return [(env, args) for env, args in commands if len(args) > 1]  # a bare `python -m goldennoise fit` names it
+    return [(env, args) for env, args in commands  # a bare `python -m goldennoise fit` names it
+            if len(args) > 1 and args[0] not in WITHOUT_CONFIG]
 
 
 def _cases() -> list[tuple[Path, dict[str, str], list[str]]]:
@@ -70,6 +73,7 @@ def test_commands_are_found_in_every_form():
             "```bash\nX=1 python -m goldennoise fit --config b.yaml \\\n  --trainer.max_steps 2  # two steps\n"
             "nice .venv/bin/python -m goldennoise collect --config c.yaml > log.txt 2>&1\n```\n\n"
             "    python -m goldennoise sweep --config d.yaml | tee out\n\n"
+            "    python -m goldennoise export-refiner last.ckpt refiner.safetensors\n\n"
             "The command `python -m goldennoise evaluate` ...\n")
     assert readme_commands(text) == [
         ({"X": "1"}, ["fit", "--config", "b.yaml", "--trainer.max_steps", "2"]),

@@ -65,8 +65,8 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
 
 
-def save_atomic(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None,
-                ) -> Path:
+def save_atomic(path: str | Path, tensors: Mapping[str, torch.Tensor],
+                metadata: Mapping[str, str] | None = None) -> Path:
     """Write a safetensors file to a temporary name, flush it to disk, then rename it onto ``path`` (mode 0644).
 
     Never seen half-written (the rename is atomic on POSIX); readable by others like any data file, where

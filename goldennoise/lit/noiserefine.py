@@ -308,7 +308,8 @@ def export_refiner_command(argv: list[str]) -> Path:
 
     Raises:
         FileNotFoundError: no checkpoint at the path.
-        CheckpointError: the file is not a readable NoiseRefine checkpoint (it is named).
+        CheckpointError: the file cannot be read as a NoiseRefine checkpoint (it is named).
+        ValueError: the module refuses the checkpoint's settings, or the output is not a ``.safetensors`` file.
     """
     parser = argparse.ArgumentParser(
         prog="python -m goldennoise export-refiner",

@@ -84,9 +84,8 @@ def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
 
 def seed_spec(spec: str | int | Iterable[int]) -> str:
     """A seed list in its text form, checked: an int (YAML's ``seeds: 3``) is the one-seed list ``"3"``."""
-    text = spec if isinstance(spec, str) else ",".join(str(seed) for seed in parse_seeds(spec))
-    parse_seeds(text)
-    return text
+    seeds = parse_seeds(spec)
+    return spec if isinstance(spec, str) else ",".join(str(seed) for seed in seeds)
 
 
 def paired_items(prompts: list[str], seeds: list[int], distinct_seeds: bool) -> list[tuple[int, str, int]]:
